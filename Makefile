@@ -1,0 +1,33 @@
+# `make run` and `make test` are the two commands a new user needs; each sets
+# up .venv on a fresh machine, so neither assumes the other ran first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test bench openapi clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/medkb validate content
+	$(BIN)/medkb import content
+	$(BIN)/medkb serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/store.py
+
+openapi: $(STAMP)
+	$(BIN)/medkb openapi
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

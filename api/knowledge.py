@@ -1,0 +1,245 @@
+"""Reading and checking knowledge-base documents: one file, one document, or a whole set.
+
+Every problem is reported as `where: field: message`, where `where` is a file
+path on the command line or `type/id` inside the store.
+"""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from schemas import DOCUMENT_SCHEMAS, FOLDER_TYPES, REFERENCES, TYPE_FOLDERS
+
+from .migrations import UnknownFormat, migrate
+
+_SCHEMAS = {type_name: cls() for type_name, cls in DOCUMENT_SCHEMAS.items()}
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    field: str
+    message: str
+
+    def __str__(self):
+        return f"{self.where}: {self.field}: {self.message}" if self.field else f"{self.where}: {self.message}"
+
+
+class DocumentFileError(ValueError):
+    """A file that cannot be read as one JSON object; the message is one line."""
+
+
+def key_of(document):
+    return f"{document.get('type')}/{document.get('id')}"
+
+
+def read_document_file(path):
+    """Parse one file as a JSON object, or raise DocumentFileError saying exactly why not."""
+    path = Path(path)
+    if path.is_dir():
+        raise DocumentFileError("is a folder, expected a JSON file")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DocumentFileError("no such file") from None
+    except OSError as error:
+        raise DocumentFileError(f"cannot be read: {error.strerror}") from None
+    if not raw.strip():
+        raise DocumentFileError("is empty, expected a JSON object")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DocumentFileError(f"is not UTF-8 (byte {error.start})") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DocumentFileError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+    if not isinstance(document, dict):
+        raise DocumentFileError(f"expected a JSON object, found {type(document).__name__}")
+    return document
+
+
+def flatten_errors(errors, prefix=""):
+    """marshmallow's nested error dict as (dotted field path, message) pairs."""
+    for key, value in errors.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            yield from flatten_errors(value, path)
+        else:
+            for message in value if isinstance(value, list) else [value]:
+                if isinstance(message, dict):
+                    yield from flatten_errors(message, path)
+                else:
+                    yield path, str(message)
+
+
+def schema_errors(document):
+    """(field, message) pairs for one document against its type's schema, after migration."""
+    type_name = document.get("type")
+    schema = _SCHEMAS.get(type_name)
+    if schema is None:
+        return [("type", f"Must be one of: {', '.join(sorted(_SCHEMAS))}.")]
+    return sorted(flatten_errors(schema.validate(document)))
+
+
+def load_document(document):
+    """Migrate a parsed document to the current format and validate it.
+
+    Returns (document, errors) where errors is a list of (field, message).
+    """
+    try:
+        document = migrate(document)
+    except UnknownFormat as error:
+        return document, [("schema_version", str(error))]
+    return document, schema_errors(document)
+
+
+def _values_at(document, path):
+    """The values at a REFERENCES path like 'related[].product', with their concrete paths."""
+    head, _, rest = path.partition(".")
+    is_list = head.endswith("[]")
+    name = head.removesuffix("[]")
+    value = document.get(name) if isinstance(document, dict) else None
+    if value is None:
+        return
+    items = list(enumerate(value)) if is_list and isinstance(value, list) else [(None, value)]
+    for index, item in items:
+        concrete = name if index is None else f"{name}.{index}"
+        if rest:
+            for sub_path, sub_value in _values_at(item, rest):
+                yield f"{concrete}.{sub_path}", sub_value
+        elif isinstance(item, str):
+            yield concrete, item
+
+
+def _citations(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            child = f"{path}.{key}" if path else key
+            if key == "citations" and isinstance(value, list):
+                for index, citation in enumerate(value):
+                    if isinstance(citation, dict) and isinstance(citation.get("source"), str):
+                        yield f"{child}.{index}.source", citation["source"]
+            else:
+                yield from _citations(value, child)
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _citations(item, f"{path}.{index}")
+
+
+def references(document):
+    """Every (field path, target type, target id) this document points at."""
+    for path, target_type in REFERENCES.get(document.get("type"), []):
+        for concrete, target_id in _values_at(document, path):
+            yield concrete, target_type, target_id
+    for concrete, target_id in _citations(document):
+        yield concrete, "source", target_id
+
+
+def reference_errors(document, lookup):
+    """(field, message) for references that do not resolve or do not fit.
+
+    `lookup(type, id)` returns the referenced document or None.
+    """
+    errors = []
+    for field, target_type, target_id in references(document):
+        target = lookup(target_type, target_id)
+        if target is None:
+            errors.append((field, f"refers to {target_type}/{target_id}, which does not exist."))
+        elif document.get("type") == "article" and target_type in ("faq", "mechanism"):
+            about = document.get("about")
+            if target.get("product") != about:
+                errors.append((field, f"{target_type}/{target_id} is about product/{target.get('product')}, "
+                                      f"but this article is about product/{about}."))
+    return errors
+
+
+def set_errors(documents):
+    """Checks that need the whole set: FAQ positions per product. Yields (document, field, message)."""
+    by_product = {}
+    for document in documents:
+        if document.get("type") == "faq" and isinstance(document.get("position"), int):
+            by_product.setdefault(document.get("product"), []).append(document)
+    for product, faqs in sorted(by_product.items(), key=lambda item: str(item[0])):
+        positions = sorted(faq["position"] for faq in faqs)
+        if positions != list(range(1, len(faqs) + 1)):
+            for faq in faqs:
+                yield faq, "position", (f"FAQ positions of product/{product} must be unique and contiguous "
+                                        f"from 1; got {positions}.")
+
+
+@dataclass
+class LoadedSet:
+    documents: dict  # "type/id" -> document
+    paths: dict      # "type/id" -> Path
+    problems: list
+    files_seen: int
+
+
+def json_files(paths):
+    """The files named, and the *.json files under the folders named, in a stable order."""
+    for path in map(Path, paths):
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*.json") if not any(part.startswith(".") for part in p.parts))
+        else:
+            yield path
+
+
+def check_location(path, document):
+    """The file name is the id; a file under a type's folder holds that type."""
+    errors = []
+    if isinstance(document.get("id"), str) and path.stem != document["id"]:
+        errors.append(("id", f"is '{document['id']}' but the file is named '{path.name}'; they must match."))
+    folder_type = FOLDER_TYPES.get(path.parent.name)
+    if folder_type and document.get("type") in DOCUMENT_SCHEMAS and document.get("type") != folder_type:
+        errors.append(("type", f"is '{document['type']}' but the file is in {path.parent.name}/, "
+                               f"which holds {folder_type} documents."))
+    return errors
+
+
+def load_set(paths):
+    """Read, migrate and check every document under `paths`, references included."""
+    documents, locations, problems, files = {}, {}, [], 0
+    # Invalid documents still answer lookups, so one broken file is reported
+    # once rather than again as a dangling reference in everything citing it.
+    known = {}
+    for path in json_files(paths):
+        files += 1
+        try:
+            raw = read_document_file(path)
+        except DocumentFileError as error:
+            problems.append(Problem(str(path), "", str(error)))
+            continue
+        document, errors = load_document(raw)
+        errors += check_location(path, document)
+        if isinstance(document.get("type"), str) and isinstance(document.get("id"), str):
+            known.setdefault(key_of(document), document)
+        if errors:
+            problems.extend(Problem(str(path), field, message) for field, message in errors)
+            continue
+        key = key_of(document)
+        if key in documents:
+            problems.append(Problem(str(path), "id", f"{key} is already defined in {locations[key]}."))
+            continue
+        documents[key] = document
+        locations[key] = path
+
+    def lookup(type_name, id_):
+        return known.get(f"{type_name}/{id_}")
+
+    for key, document in documents.items():
+        problems.extend(Problem(str(locations[key]), field, message)
+                        for field, message in reference_errors(document, lookup))
+    problems.extend(Problem(str(locations[key_of(document)]), field, message)
+                    for document, field, message in set_errors(documents.values()))
+    return LoadedSet(documents, locations, problems, files)
+
+
+def canonical_bytes(document):
+    """The byte-stable file form: sorted keys, 2-space indent, trailing newline."""
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+
+
+def content_path(root, document):
+    return Path(root) / TYPE_FOLDERS[document["type"]] / f"{document['id']}.json"
