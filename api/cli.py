@@ -77,3 +77,7 @@ def schema(out):
         target = out / f"{type_name}.schema.json"
         atomic_write(target, orjson.dumps(json_schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
         click.echo(str(target))
+
+
+if __name__ == "__main__":
+    main()

@@ -203,7 +203,7 @@ def load_set(paths):
     documents, locations, problems, files = {}, {}, [], 0
     # Invalid documents still answer lookups, so one broken file is reported
     # once rather than again as a dangling reference in everything citing it.
-    known = {}
+    known, known_paths = {}, {}
     for path in json_files(paths):
         files += 1
         try:
@@ -215,6 +215,7 @@ def load_set(paths):
         errors += check_location(path, document)
         if isinstance(document.get("type"), str) and isinstance(document.get("id"), str):
             known.setdefault(key_of(document), document)
+            known_paths.setdefault(key_of(document), path)
         if errors:
             problems.extend(Problem(str(path), field, message) for field, message in errors)
             continue
@@ -231,8 +232,8 @@ def load_set(paths):
     for key, document in documents.items():
         problems.extend(Problem(str(locations[key]), field, message)
                         for field, message in reference_errors(document, lookup))
-    problems.extend(Problem(str(locations[key_of(document)]), field, message)
-                    for document, field, message in set_errors(documents.values()))
+    problems.extend(Problem(str(known_paths[key_of(document)]), field, message)
+                    for document, field, message in set_errors(known.values()))
     return LoadedSet(documents, locations, problems, files)
 
 

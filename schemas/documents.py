@@ -39,7 +39,10 @@ class DocumentSchema(Schema):
     )
     revision = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     locale = Locale(required=True)
-    updated_at = fields.AwareDateTime(format="iso", required=True)
+    updated_at = fields.AwareDateTime(format="iso", required=True, error_messages={
+        "invalid": "Not an ISO 8601 date-time with a time zone (like 2026-04-02T00:00:00Z).",
+        "invalid_awareness": "Not an ISO 8601 date-time with a time zone (like 2026-04-02T00:00:00Z).",
+    })
 
     @validates_schema
     def type_matches(self, data, **kwargs):

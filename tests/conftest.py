@@ -1,0 +1,69 @@
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from schemas import TYPE_FOLDERS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTENT = ROOT / "content"
+STAMP = "2026-04-02T00:00:00Z"
+
+
+def envelope(type_name, id_):
+    return {"type": type_name, "id": id_, "schema_version": 2, "revision": 1, "locale": "en-US", "updated_at": STAMP}
+
+
+CITE = [{"source": "src", "locator": "p. 1"}]
+
+
+def minimal_documents():
+    """A small, valid knowledge base touching every type and every kind of reference."""
+    return [
+        {**envelope("source", "src"), "title": "A source", "kind": "article", "verification": "verified"},
+        {**envelope("person", "writer"), "name": "A Writer", "roles": ["author"]},
+        {**envelope("condition", "cond"), "name": "A condition", "summary": "About it.",
+         "cause": {"text": "A gene.", "citations": CITE}, "gene": "F9", "inheritance": "x_linked_recessive"},
+        {**envelope("product", "drug"), "name": "Drug", "non_proprietary_name": "drugamab", "product_type": "gene_therapy",
+         "summary": "A drug.", "how_it_works": {"text": "It works.", "citations": CITE},
+         "classes": [{"system": "atc", "code": "B02BD16", "name": "blood coagulation factors"}],
+         "route": "intravenous", "conditions": ["cond"],
+         "dosing": [{"text": "Once.", "citations": CITE}],
+         "related": [{"product": "other", "type": "also_looked_for", "basis": "Browsing."}]},
+        {**envelope("product", "other"), "name": "Other", "non_proprietary_name": "otherase", "product_type": "recombinant_factor",
+         "summary": "Another.", "how_it_works": {"text": "Replaces.", "citations": CITE},
+         "classes": [{"system": "pharmacologic", "name": "factor IX"}], "route": "intravenous", "conditions": ["cond"]},
+        {**envelope("mechanism", "drug-mechanism"), "product": "drug", "title": "How it works", "summary": "Steps.",
+         "steps": [{"position": 1, "title": "First", "body": "One.", "citations": CITE},
+                   {"position": 2, "title": "Second", "body": "Two.", "citations": CITE}],
+         "sections": [{"key": "root-cause", "title": "Why", "placement": "before_steps", "body": "Cause.", "citations": CITE}]},
+        {**envelope("faq", "drug-q1"), "product": "drug", "position": 1, "question": "Q1?", "answer": "A1.", "citations": CITE},
+        {**envelope("faq", "drug-q2"), "product": "drug", "position": 2, "question": "Q2?", "answer": "A2.", "citations": CITE},
+        {**envelope("article", "about-drug"), "headline": "About Drug", "summary": "Summary.", "about": "drug",
+         "author": "writer", "publisher": {"name": "Pub", "url": "https://example.org"}, "date_modified": "2026-04-02",
+         "mechanism": "drug-mechanism", "faqs": ["drug-q1", "drug-q2"], "sources": ["src"]},
+    ]
+
+
+def write_documents(root, documents):
+    paths = {}
+    for document in documents:
+        path = Path(root) / TYPE_FOLDERS[document["type"]] / f"{document['id']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2))
+        paths[f"{document['type']}/{document['id']}"] = path
+    return paths
+
+
+@pytest.fixture
+def documents():
+    return copy.deepcopy(minimal_documents())
+
+
+@pytest.fixture
+def kb_folder(tmp_path, documents):
+    """A folder holding the minimal knowledge base, one file per document."""
+    root = tmp_path / "kb"
+    write_documents(root, documents)
+    return root

@@ -1,0 +1,266 @@
+"""Every kind of mistake in a document is refused with a message naming the file and the field."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from api.knowledge import load_set
+from api.migrations import migrate
+from conftest import ROOT, write_documents
+
+
+def doc(documents, key):
+    return next(d for d in documents if f"{d['type']}/{d['id']}" == key)
+
+
+def set_path(document, path, value):
+    *parents, last = path
+    for part in parents:
+        document = document[part]
+    document[last] = value
+
+
+def delete_path(document, path):
+    *parents, last = path
+    for part in parents:
+        document = document[part]
+    del document[last]
+
+
+# (case, document key, change, field reported, words in the message)
+BAD_DOCUMENTS = [
+    ("missing required field", "faq/drug-q1", lambda d: delete_path(d, ["answer"]), "answer", "Missing data for required field"),
+    ("unknown field", "faq/drug-q1", lambda d: set_path(d, ["colour"], "blue"), "colour", "Unknown field"),
+    ("wrong value type", "faq/drug-q1", lambda d: set_path(d, ["question"], 42), "question", "Not a valid string"),
+    ("updated_at not a date", "faq/drug-q1", lambda d: set_path(d, ["updated_at"], "yesterday"), "updated_at", "ISO 8601 date-time with a time zone"),
+    ("updated_at without zone", "faq/drug-q1", lambda d: set_path(d, ["updated_at"], "2026-04-02T00:00:00"), "updated_at", "ISO 8601 date-time with a time zone"),
+    ("date in US format", "article/about-drug", lambda d: set_path(d, ["date_modified"], "04/02/2026"), "date_modified", "Not a valid date"),
+    ("impossible partial date", "product/drug", lambda d: set_path(d, ["approvals"], [{"authority": "EMA", "region": "EU", "date": "2023-13", "kind": "full", "citations": [{"source": "src"}]}]), "approvals.0.date", "real calendar date"),
+    ("url not http", "article/about-drug", lambda d: set_path(d, ["publisher", "url"], "ftp://example.org/x"), "publisher.url", "Not a valid URL"),
+    ("url relative", "article/about-drug", lambda d: set_path(d, ["publisher", "url"], "/about"), "publisher.url", "Not a valid URL"),
+    ("locale not BCP 47", "faq/drug-q1", lambda d: set_path(d, ["locale"], "english"), "locale", "BCP 47"),
+    ("locale with underscore", "faq/drug-q1", lambda d: set_path(d, ["locale"], "en_US"), "locale", "BCP 47"),
+    ("step positions repeat", "mechanism/drug-mechanism", lambda d: set_path(d, ["steps", 1, "position"], 1), "steps", "unique and contiguous"),
+    ("step positions skip 1", "mechanism/drug-mechanism", lambda d: [set_path(d, ["steps", i, "position"], i + 2) for i in range(2)], "steps", "unique and contiguous"),
+    ("faq position zero", "faq/drug-q1", lambda d: set_path(d, ["position"], 0), "position", "greater than or equal to 1"),
+    ("faq positions repeat across documents", "faq/drug-q2", lambda d: set_path(d, ["position"], 1), "position", "unique and contiguous"),
+    ("schema_version as text", "faq/drug-q1", lambda d: set_path(d, ["schema_version"], "2"), "schema_version", "Not a valid integer"),
+    ("schema_version from the future", "faq/drug-q1", lambda d: set_path(d, ["schema_version"], 99), "schema_version", "newer than this medkb understands"),
+    ("revision zero", "faq/drug-q1", lambda d: set_path(d, ["revision"], 0), "revision", "greater than or equal to 1"),
+    ("unknown type", "faq/drug-q1", lambda d: set_path(d, ["type"], "leaflet"), "type", "Must be one of"),
+    ("raw html in markdown", "faq/drug-q1", lambda d: set_path(d, ["answer"], "Take <script>alert(1)</script> daily"), "answer", "Raw HTML"),
+    ("clinical statement without citation", "faq/drug-q1", lambda d: set_path(d, ["citations"], []), "citations", "Shorter than minimum length 1"),
+    ("dosing without citation", "product/drug", lambda d: delete_path(d, ["dosing", 0, "citations"]), "dosing.0.citations", "Missing data"),
+    ("unknown relation type", "product/drug", lambda d: set_path(d, ["related", 0, "type"], "cheaper_than"), "related.0.type", "Must be one of"),
+    ("relation repeated", "product/drug", lambda d: d["related"].append(dict(d["related"][0])), "related", "may appear once"),
+    ("atc class without code", "product/drug", lambda d: delete_path(d, ["classes", 0, "code"]), "classes.0.code", "needs its code"),
+    ("id not a slug", "faq/drug-q1", lambda d: set_path(d, ["id"], "Drug_Q1"), "id", "URL-safe slug"),
+    ("dangling product reference", "faq/drug-q1", lambda d: set_path(d, ["product"], "nothing"), "product", "product/nothing, which does not exist"),
+    ("dangling condition reference", "product/drug", lambda d: set_path(d, ["conditions"], ["cond", "gone"]), "conditions.1", "condition/gone, which does not exist"),
+    ("dangling related product", "product/drug", lambda d: set_path(d, ["related", 0, "product"], "ghost"), "related.0.product", "product/ghost, which does not exist"),
+    ("dangling citation source", "mechanism/drug-mechanism", lambda d: set_path(d, ["steps", 1, "citations", 0, "source"], "nowhere"), "steps.1.citations.0.source", "source/nowhere, which does not exist"),
+    ("dangling article author", "article/about-drug", lambda d: set_path(d, ["author"], "nobody"), "author", "person/nobody, which does not exist"),
+    ("article reviewer is not a person", "article/about-drug", lambda d: set_path(d, ["medical_reviewer"], "src"), "medical_reviewer", "person/src, which does not exist"),
+    ("article shows another product's mechanism", "mechanism/drug-mechanism", lambda d: set_path(d, ["product"], "other"), "mechanism", "mechanism/drug-mechanism is about product/other, but this article is about product/drug"),
+    ("article lists the same faq twice", "article/about-drug", lambda d: d["faqs"].append("drug-q1"), "faqs", "listed once"),
+    ("review due before last review", "article/about-drug", lambda d: d.update(last_reviewed="2026-04-02", next_review_due="2025-01-01"), "next_review_due", "after last_reviewed"),
+]
+
+
+# Cross-document problems are reported on the document holding the reference.
+REPORTED_ON = {"article shows another product's mechanism": "article/about-drug"}
+
+
+@pytest.mark.parametrize("case,key,change,field,words", BAD_DOCUMENTS, ids=[c[0] for c in BAD_DOCUMENTS])
+def test_bad_document_is_rejected_naming_file_and_field(tmp_path, documents, case, key, change, field, words):
+    paths = write_documents(tmp_path, documents)
+    document = doc(documents, key)
+    change(document)
+    paths[key].write_text(json.dumps(document))
+    reported_file = str(paths[REPORTED_ON.get(case, key)])
+    problems = load_set([tmp_path]).problems
+    matches = [p for p in problems if p.where == reported_file and p.field == field]
+    assert matches, f"no problem for {reported_file} field {field}; got {[str(p) for p in problems]}"
+    assert any(words in p.message for p in matches), [str(p) for p in matches]
+
+
+def test_the_minimal_set_is_valid(kb_folder):
+    loaded = load_set([kb_folder])
+    assert loaded.problems == []
+    assert len(loaded.documents) == 9
+
+
+def test_id_must_equal_file_name(kb_folder):
+    (kb_folder / "faqs" / "drug-q1.json").rename(kb_folder / "faqs" / "renamed.json")
+    problems = load_set([kb_folder]).problems
+    assert any(p.where.endswith("faqs/renamed.json") and p.field == "id" and "must match" in p.message for p in problems)
+
+
+def test_document_in_another_types_folder_is_rejected(kb_folder):
+    (kb_folder / "products" / "other.json").rename(kb_folder / "faqs" / "other.json")
+    problems = load_set([kb_folder]).problems
+    assert any(p.where.endswith("faqs/other.json") and p.field == "type" and "holds faq documents" in p.message
+               for p in problems)
+
+
+def test_same_type_and_id_twice_names_both_files(kb_folder):
+    extra = kb_folder / "more" / "faqs"
+    extra.mkdir(parents=True)
+    (extra / "drug-q1.json").write_bytes((kb_folder / "faqs" / "drug-q1.json").read_bytes())
+    problems = [p for p in load_set([kb_folder]).problems if p.field == "id"]
+    assert len(problems) == 1
+    assert "faq/drug-q1 is already defined in" in problems[0].message
+    assert {problems[0].where, problems[0].message.rsplit(" ", 1)[1].rstrip(".")} == {
+        str(kb_folder / "faqs" / "drug-q1.json"), str(extra / "drug-q1.json")}
+
+
+def test_a_broken_document_is_reported_once_not_as_dangling_everywhere(kb_folder):
+    path = kb_folder / "sources" / "src.json"
+    document = json.loads(path.read_text())
+    document["kind"] = "rumour"
+    path.write_text(json.dumps(document))
+    problems = load_set([kb_folder]).problems
+    assert [str(p) for p in problems] == [f"{path}: kind: Must be one of: article, label, trial, regulator_page, compilation."]
+
+
+# --- files that are not documents ------------------------------------------
+
+BAD_FILES = [
+    ("invalid json", b'{"type": "faq",\n  "id": }', "invalid JSON at line 2 column 9: Expecting value"),
+    ("empty", b"", "is empty, expected a JSON object"),
+    ("whitespace only", b"  \n", "is empty, expected a JSON object"),
+    ("not utf-8", b'{"id": "caf\xe9"}', "is not UTF-8 (byte 11)"),
+    ("array", b"[1, 2]", "expected a JSON object, found list"),
+    ("string", b'"hello"', "expected a JSON object, found str"),
+]
+
+
+@pytest.mark.parametrize("case,data,message", BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_unreadable_file_gets_one_line(kb_folder, case, data, message):
+    path = kb_folder / "faqs" / "broken.json"
+    path.write_bytes(data)
+    problems = [str(p) for p in load_set([kb_folder]).problems]
+    assert problems == [f"{path}: {message}"]
+
+
+def test_folder_where_a_file_was_expected(kb_folder):
+    (kb_folder / "faqs" / "folder.json").mkdir()
+    assert [str(p) for p in load_set([kb_folder]).problems] == [f"{kb_folder / 'faqs' / 'folder.json'}: is a folder, expected a JSON file"]
+
+
+# --- the command line, as a real process -----------------------------------
+
+def medkb(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "api.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+
+
+def test_cli_validate_counts_valid_documents(kb_folder):
+    result = medkb("validate", kb_folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "9 valid documents."
+
+
+def test_cli_validate_prints_one_line_per_problem_and_exits_1(kb_folder):
+    faq = kb_folder / "faqs" / "drug-q1.json"
+    document = json.loads(faq.read_text())
+    del document["answer"]
+    faq.write_text(json.dumps(document))
+    (kb_folder / "faqs" / "broken.json").write_text("{")
+    result = medkb("validate", kb_folder)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{kb_folder / 'faqs' / 'broken.json'}: invalid JSON at line 1 column 2: Expecting property name enclosed in double quotes",
+        f"{faq}: answer: Missing data for required field.",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_validate_single_file_checks_its_references(kb_folder):
+    result = medkb("validate", kb_folder / "faqs" / "drug-q1.json")
+    assert result.returncode == 1
+    assert "product: refers to product/drug, which does not exist." in result.stdout
+
+
+@pytest.mark.parametrize("target", ["missing-folder", "empty-folder"])
+def test_cli_validate_with_nothing_to_check_fails_clearly(tmp_path, target):
+    path = tmp_path / target
+    if target == "empty-folder":
+        path.mkdir()
+    result = medkb("validate", path)
+    assert result.returncode == 1
+    assert str(path) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- format versions -------------------------------------------------------
+
+V1_FIXTURE = ROOT / "tests" / "fixtures" / "v1" / "faqs" / "drug-q1.json"
+
+
+def test_older_format_is_migrated_forward():
+    old = json.loads(V1_FIXTURE.read_text())
+    assert old["schema_version"] == 1 and old["citations"] == ["src"]
+    new = migrate(old)
+    assert new["schema_version"] == 2
+    assert new["citations"] == [{"source": "src"}]
+    assert old["schema_version"] == 1, "migration must not change its input"
+
+
+def test_older_format_validates_in_a_set(kb_folder):
+    (kb_folder / "faqs" / "drug-q1.json").write_bytes(V1_FIXTURE.read_bytes())
+    loaded = load_set([kb_folder])
+    assert loaded.problems == []
+    assert loaded.documents["faq/drug-q1"]["citations"] == [{"source": "src"}]
+
+
+def test_cli_migrate_rewrites_older_files_in_place(kb_folder):
+    target = kb_folder / "faqs" / "drug-q1.json"
+    target.write_bytes(V1_FIXTURE.read_bytes())
+    untouched = (kb_folder / "faqs" / "drug-q2.json").read_bytes()
+    result = medkb("migrate", kb_folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{target}: migrated to schema_version 2" in result.stdout
+    rewritten = json.loads(target.read_text())
+    assert rewritten["schema_version"] == 2 and rewritten["citations"] == [{"source": "src"}]
+    assert (kb_folder / "faqs" / "drug-q2.json").read_bytes() == untouched
+    assert medkb("validate", kb_folder).returncode == 0
+
+
+def test_newer_unknown_format_is_refused_and_not_rewritten(kb_folder):
+    target = kb_folder / "faqs" / "drug-q1.json"
+    document = json.loads(target.read_text())
+    document["schema_version"] = 3
+    target.write_text(json.dumps(document))
+    before = target.read_bytes()
+    result = medkb("migrate", kb_folder)
+    assert result.returncode == 1
+    assert result.stdout.strip() == (f"{target}: schema_version: schema_version 3 is newer than this medkb "
+                                     "understands (up to 2); upgrade medkb.")
+    assert target.read_bytes() == before
+
+
+# --- JSON Schema for editors -----------------------------------------------
+
+def test_cli_schema_writes_json_schemas_that_agree_with_marshmallow(tmp_path, documents):
+    import jsonschema
+
+    result = medkb("schema", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    for document in documents:
+        schema = json.loads((tmp_path / "out" / f"{document['type']}.schema.json").read_text())
+        jsonschema.Draft202012Validator(schema).validate(document)
+        bad = dict(document, surprise=1)
+        assert not jsonschema.Draft202012Validator(schema).is_valid(bad)
+        wrong_type = dict(document, type="leaflet")
+        assert not jsonschema.Draft202012Validator(schema).is_valid(wrong_type)
+
+
+def test_committed_json_schemas_match_the_code(tmp_path):
+    result = medkb("schema", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = {p.name: p.read_bytes() for p in tmp_path.glob("*.json")}
+    committed = {p.name: p.read_bytes() for p in (ROOT / "schemas" / "json").glob("*.json")}
+    assert written == committed, "schemas/json is stale: run `medkb schema`"
