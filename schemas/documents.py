@@ -61,14 +61,16 @@ ROUTES = ("intravenous", "subcutaneous")
 class ProductClassSchema(Schema):
     system = Choice(CLASS_SYSTEMS, required=True)
     code = fields.String(validate=validate.Regexp(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$|^[A-Z][0-9]{2}[A-Z]{0,2}$", error="Not an ATC code."))
-    name = Text(required=True)
+    name = Text(metadata={"description": "required for pharmacologic classes; optional for ATC, whose code is the name"})
     citations = Citations(required=False)
     verification = Verification()
 
     @validates_schema
-    def atc_has_code(self, data, **kwargs):
+    def identified(self, data, **kwargs):
         if data.get("system") == "atc" and not data.get("code"):
             raise ValidationError("An ATC class needs its code.", "code")
+        if data.get("system") == "pharmacologic" and not data.get("name"):
+            raise ValidationError("A pharmacologic class needs its name.", "name")
 
 
 class OrganisationRoleSchema(Schema):
@@ -80,10 +82,11 @@ class OrganisationRoleSchema(Schema):
 
 
 class ApprovalSchema(Schema):
-    authority = Text(max_length=100, required=True)
+    # authority and kind are optional: sources often state only "approved in the EU".
+    authority = Text(max_length=100)
     region = Text(max_length=100, required=True)
     date = PartialDate(required=True)
-    kind = Choice(("full", "conditional", "accelerated"), required=True)
+    kind = Choice(("full", "conditional", "accelerated"))
     citations = Citations()
     verification = Verification()
 

@@ -56,6 +56,7 @@ BAD_DOCUMENTS = [
     ("unknown relation type", "product/drug", lambda d: set_path(d, ["related", 0, "type"], "cheaper_than"), "related.0.type", "Must be one of"),
     ("relation repeated", "product/drug", lambda d: d["related"].append(dict(d["related"][0])), "related", "may appear once"),
     ("atc class without code", "product/drug", lambda d: delete_path(d, ["classes", 0, "code"]), "classes.0.code", "needs its code"),
+    ("pharmacologic class without name", "product/other", lambda d: delete_path(d, ["classes", 0, "name"]), "classes.0.name", "needs its name"),
     ("id not a slug", "faq/drug-q1", lambda d: set_path(d, ["id"], "Drug_Q1"), "id", "URL-safe slug"),
     ("dangling product reference", "faq/drug-q1", lambda d: set_path(d, ["product"], "nothing"), "product", "product/nothing, which does not exist"),
     ("dangling condition reference", "product/drug", lambda d: set_path(d, ["conditions"], ["cond", "gone"]), "conditions.1", "condition/gone, which does not exist"),
