@@ -1,12 +1,18 @@
 """The `medkb` command line. Errors are one line each (file, field, message), never a traceback."""
+import os
 import sys
 from pathlib import Path
 
 import click
 import orjson
 
-from .knowledge import DocumentFileError, canonical_bytes, load_document, load_set, read_document_file
 from .files import atomic_write
+from .knowledge import (DocumentFileError, canonical_bytes, content_path, json_files, load_document, load_set,
+                        read_document_file)
+from .storage import StoreCorrupt
+from .store import StoreError
+
+DEFAULT_STORE = "var/medkb"
 
 
 def fail(message):
@@ -14,9 +20,47 @@ def fail(message):
     sys.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def store_path():
+    return Path(os.environ.get("MEDKB_DB") or DEFAULT_STORE)
+
+
+def open_store():
+    from .store import Store
+
+    return Store(store_path())
+
+
+class Progress:
+    """Progress on standard error for long runs: a live counter on a terminal, a line per 10% otherwise."""
+
+    def __init__(self, label, minimum=200):
+        self.label, self.minimum, self.last_decile = label, minimum, -1
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done, total):
+        if total < self.minimum:
+            return
+        if self.tty:
+            click.echo(f"\r{self.label} {done}/{total}", err=True, nl=done == total)
+        elif done * 10 // total > self.last_decile:
+            self.last_decile = done * 10 // total
+            click.echo(f"{self.label} {done}/{total}", err=True)
+
+
+class Commands(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (StoreCorrupt, StoreError) as error:
+            fail(str(error))
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
-    """medkb: the medication knowledge base and its API."""
+    """medkb: the medication knowledge base and its API.
+
+    The store lives in the folder named by MEDKB_DB (default var/medkb).
+    """
 
 
 @main.command()
@@ -42,8 +86,6 @@ def validate(paths):
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def migrate(paths):
     """Rewrite older-format documents in place in the current format."""
-    from .knowledge import json_files
-
     paths = paths or (Path("content"),)
     migrated, problems = 0, []
     for path in json_files(paths):
@@ -77,6 +119,69 @@ def schema(out):
         target = out / f"{type_name}.schema.json"
         atomic_write(target, orjson.dumps(json_schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
         click.echo(str(target))
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def import_(paths):
+    """Load documents (default content/) into the store and publish them.
+
+    Idempotent: an unchanged document adds no revision, a changed one adds exactly one.
+    Nothing is written unless the whole set is valid.
+    """
+    paths = paths or (Path("content"),)
+    loaded = load_set(paths)
+    for problem in loaded.problems:
+        click.echo(str(problem))
+    if loaded.problems:
+        fail(f"{len(loaded.problems)} problem(s); nothing imported.")
+    store = open_store()
+    written = store.write_many(loaded.documents.values(), actor="import", message=f"import {' '.join(map(str, paths))}",
+                               publish=True, progress=Progress("importing"))
+    total = len(loaded.documents)
+    click.echo(f"{total} documents: {len(written)} changed, {total - len(written)} unchanged; "
+               f"store at change {store.last_seq()}.")
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("content"), show_default=True)
+def export(out):
+    """Write every published document to OUT in the canonical file form.
+
+    Files of documents the store holds but does not publish (unpublished, deleted) are removed;
+    files the store knows nothing of are left alone.
+    """
+    store = open_store()
+    states = list(store.states())
+    progress = Progress("exporting")
+    written = removed = 0
+    for done, state in enumerate(states, 1):
+        target = content_path(out, {"type": state.type, "id": state.id})
+        if state.published:
+            data = canonical_bytes(store.published(state.type, state.id).content)
+            if not target.exists() or target.read_bytes() != data:
+                atomic_write(target, data)
+                written += 1
+        elif target.exists():
+            target.unlink()
+            removed += 1
+        progress(done, len(states))
+    click.echo(f"{sum(1 for s in states if s.published)} published documents in {out}: "
+               f"{written} written, {removed} removed.")
+
+
+@main.command()
+def check():
+    """Verify every revision's hash, every pointer and the change sequence."""
+    store = open_store()
+    problems = store.verify()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        fail(f"{len(problems)} problem(s) in {store.root}.")
+    states = list(store.states())
+    click.echo(f"{store.root}: {len(states)} documents, {sum(s.head for s in states)} revisions, "
+               f"change sequence at {store.last_seq()}: OK.")
 
 
 if __name__ == "__main__":

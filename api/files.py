@@ -13,8 +13,11 @@ def fsync_directory(path):
         os.close(descriptor)
 
 
-def atomic_write(path, data: bytes):
-    """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the folder."""
+def atomic_write(path, data: bytes, durable=True):
+    """Write to a temporary file beside `path`, fsync it, rename it over `path`, fsync the folder.
+
+    durable=False keeps the atomic rename but skips the fsyncs: only for building throwaway
+    stores (benchmark set-up), never for data anyone relies on."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -22,7 +25,8 @@ def atomic_write(path, data: bytes):
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         try:
@@ -30,4 +34,5 @@ def atomic_write(path, data: bytes):
         except FileNotFoundError:
             pass
         raise
-    fsync_directory(path.parent)
+    if durable:
+        fsync_directory(path.parent)

@@ -67,3 +67,13 @@ def kb_folder(tmp_path, documents):
     root = tmp_path / "kb"
     write_documents(root, documents)
     return root
+
+
+@pytest.fixture
+def store(tmp_path, documents):
+    """A real store on disk holding the minimal knowledge base, published."""
+    from api.store import Store
+
+    store = Store(tmp_path / "db")
+    store.write_many(documents, actor="import", message="import", publish=True)
+    return store

@@ -1,0 +1,254 @@
+"""The versioned store: immutable revisions, validation, durability, many processes, crashes."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from api.readmodel import ReadModel
+from api.storage import StoreCorrupt
+from api.store import Conflict, InvalidDocument, NotFound, Store, content_hash
+from conftest import ROOT
+
+WORKER = ROOT / "tests" / "store_worker.py"
+
+
+def faq(store, id_="drug-q1"):
+    return dict(store.head("faq", id_).content)
+
+
+def snapshot(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != "store.lock"}
+
+
+def test_every_write_is_a_new_immutable_revision(store):
+    first = store.head("faq", "drug-q1")
+    store.write(dict(first.content, answer="Second."), expected_revision=1, actor="ann", message="clarify")
+    store.write(dict(first.content, answer="Third."), expected_revision=2, actor="bob", message="again")
+    revisions = store.revisions("faq", "drug-q1")
+    assert [(r.revision, r.content["answer"], r.actor, r.message) for r in revisions] == [
+        (1, "A1.", "import", "import"), (2, "Second.", "ann", "clarify"), (3, "Third.", "bob", "again")]
+    assert all(r.hash == content_hash(r.content) for r in revisions)
+    assert store.revision("faq", "drug-q1", 1).content["answer"] == "A1."
+    assert store.head("faq", "drug-q1").revision == 3
+    assert store.published("faq", "drug-q1").revision == 1, "a draft write must not move the published pointer"
+
+
+def test_write_with_a_stale_revision_is_refused(store):
+    content = faq(store)
+    store.write(dict(content, answer="Mine."), expected_revision=1, actor="ann")
+    with pytest.raises(Conflict) as raised:
+        store.write(dict(content, answer="Theirs."), expected_revision=1, actor="bob")
+    assert raised.value.current == 2
+    assert store.head("faq", "drug-q1").content["answer"] == "Mine."
+
+
+def test_creating_a_document_that_exists_is_a_conflict(store):
+    with pytest.raises(Conflict):
+        store.write(faq(store), expected_revision=0, actor="ann")
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda d: d.pop("answer"), "answer"),
+    (lambda d: d.update(product="missing"), "product"),
+    (lambda d: d.update(citations=[{"source": "gone"}]), "citations.0.source"),
+    (lambda d: d.update(schema_version=7), "schema_version"),
+    (lambda d: d.update(type="leaflet"), "type"),
+])
+def test_invalid_write_raises_and_changes_nothing_on_disk(store, change, field):
+    before = snapshot(store.root)
+    content = faq(store)
+    change(content)
+    with pytest.raises(InvalidDocument) as raised:
+        store.write(content, expected_revision=1, actor="ann")
+    assert field in [f for f, _ in raised.value.errors]
+    assert snapshot(store.root) == before
+
+
+def test_older_format_is_migrated_on_write(store):
+    content = faq(store)
+    content.update(schema_version=1, citations=["src"])
+    store.write(content, expected_revision=1, actor="ann")
+    head = store.head("faq", "drug-q1").content
+    assert head["schema_version"] == 2 and head["citations"] == [{"source": "src"}]
+
+
+def test_delete_adds_a_tombstone_and_keeps_history(store):
+    store.delete("article", "about-drug", expected_revision=1, actor="ann", message="obsolete")
+    head = store.head("article", "about-drug")
+    assert head.deleted and head.revision == 2
+    assert store.published("article", "about-drug") is None
+    assert store.revision("article", "about-drug", 1).content["headline"] == "About Drug"
+    with pytest.raises(NotFound):
+        store.delete("article", "about-drug", expected_revision=2, actor="ann")
+    # Once nothing refers to them, what the article showed can go too.
+    store.delete("faq", "drug-q2", expected_revision=1, actor="ann")
+
+
+def test_delete_is_refused_while_referenced(store):
+    with pytest.raises(InvalidDocument, match="still referred to by article/about-drug"):
+        store.delete("mechanism", "drug-mechanism", expected_revision=1, actor="ann")
+    assert not store.head("mechanism", "drug-mechanism").deleted
+
+
+def test_change_sequence_is_gapless_and_survives_restart(store):
+    content = faq(store)
+    for i in range(3):
+        store.write(dict(content, answer=f"v{i}"), expected_revision=None, actor="ann")
+    reopened = Store(store.root)
+    changes = reopened.changes(0)
+    assert [c.seq for c in changes] == list(range(1, 13))
+    assert [c.kind for c in changes[-3:]] == ["revision"] * 3
+    assert reopened.changes(10) == changes[10:]
+    assert reopened.changes(0, limit=2) == changes[:2]
+    reopened.write(dict(content, answer="after restart"), expected_revision=None, actor="ann")
+    assert reopened.last_seq() == 13
+
+
+def test_changes_span_segments(tmp_path, documents, monkeypatch):
+    import api.store
+
+    monkeypatch.setattr(api.store, "SEGMENT_SIZE", 4)
+    store = Store(tmp_path / "db")
+    store.write_many(documents, actor="import", publish=True)
+    assert len(list((tmp_path / "db" / "changes").glob("*.json"))) == 3
+    assert [c.seq for c in store.changes(3, limit=5)] == [4, 5, 6, 7, 8]
+    assert store.verify() == []
+
+
+def test_import_of_a_set_with_a_bad_document_writes_nothing(tmp_path, documents):
+    documents[-1]["author"] = "nobody"
+    store = Store(tmp_path / "db")
+    with pytest.raises(InvalidDocument, match="person/nobody"):
+        store.write_many(documents, actor="import", publish=True)
+    assert store.last_seq() == 0 and list(store.keys()) == []
+
+
+# --- corruption -------------------------------------------------------------
+
+@pytest.mark.parametrize("victim,damage", [
+    ("documents/faq/drug-q1.json", lambda b: b[: len(b) // 2]),
+    ("documents/faq/drug-q1.json", lambda b: b"\x00" * len(b)),
+    ("documents/faq/drug-q1.json", lambda b: b"[]"),
+    ("documents/faq/drug-q1.json", lambda b: b"{}"),
+    ("changes/00000000.json", lambda b: b[:-3]),
+    ("head.json", lambda b: b"{\"seq\": "),
+], ids=["truncated", "zeroed", "not-an-object", "no-pointers", "truncated-changes", "truncated-head"])
+def test_corrupt_file_stops_the_store_and_is_left_untouched(store, victim, damage):
+    path = store.root / victim
+    path.write_bytes(damage(path.read_bytes()))
+    before = snapshot(store.root)
+    with pytest.raises(StoreCorrupt) as raised:
+        Store(store.root)
+    assert str(path) in str(raised.value)
+    assert snapshot(store.root) == before
+
+
+def test_check_reports_tampered_content_and_pointers(store):
+    path = store.root / "documents" / "faq" / "drug-q1.json"
+    data = json.loads(path.read_bytes())
+    data["revisions"]["1"]["content"]["answer"] = "Tampered."
+    data["pointers"]["1"]["published"] = 5
+    path.write_text(json.dumps(data))
+    problems = Store(store.root).verify()
+    assert any("revision 1: content does not match its hash" in p for p in problems)
+    assert any("published points at revision 5" in p for p in problems)
+
+
+# --- read model ------------------------------------------------------------
+
+def test_read_model_serves_published_and_follows_other_processes(store):
+    model = ReadModel(store)
+    assert model.get("faq", "drug-q1").document["answer"] == "A1."
+    assert json.loads(model.get("faq", "drug-q1").body) == model.get("faq", "drug-q1").document
+    assert [p.document["id"] for p in model.all("faq")] == ["drug-q1", "drug-q2"]
+    content = dict(faq(store), answer="Draft only.")
+    # Another process commits a draft, then a publish, then a deletion.
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store import Store; s = Store({str(store.root)!r});"
+              f"import json; c = json.loads({json.dumps(json.dumps(content))});"
+              "s.write(c, expected_revision=1, actor='x');")
+    subprocess.run([sys.executable, "-c", script], check=True)
+    model.refresh(force=True)
+    assert model.get("faq", "drug-q1").document["answer"] == "A1.", "a draft must not reach the read model"
+    version = model.version
+    publish = script.replace("s.write(c, expected_revision=1, actor='x');",
+                             "s.set_pointers('faq', 'drug-q1', expected_revision=2, changes={'published': 2}, kind='publish', actor='x');"
+                             "s.delete('article', 'about-drug', expected_revision=1, actor='x')")
+    subprocess.run([sys.executable, "-c", publish], check=True)
+    model.refresh(force=True)
+    assert model.get("faq", "drug-q1").document["answer"] == "Draft only."
+    assert model.get("article", "about-drug") is None
+    assert model.all("article") == []
+    assert model.version > version
+
+
+def test_read_model_sees_another_process_within_the_check_interval(store):
+    from api.readmodel import CHECK_INTERVAL
+
+    model = ReadModel(store)
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store import Store; s = Store({str(store.root)!r});"
+              "s.delete('article', 'about-drug', expected_revision=1, actor='x')")
+    subprocess.run([sys.executable, "-c", script], check=True)
+    model.refresh()  # within the interval of the last check: may still answer from memory
+    time.sleep(CHECK_INTERVAL * 1.5)
+    model.refresh()
+    assert model.get("article", "about-drug") is None
+
+
+# --- many processes, real files --------------------------------------------
+
+def read_acknowledged(log_paths):
+    acknowledged = []
+    for path in log_paths:
+        if path.exists():
+            for line in path.read_text().splitlines():
+                faq_id, revision, seq, answer = line.split(" ", 3)
+                acknowledged.append((faq_id, int(revision), int(seq), answer))
+    return acknowledged
+
+
+def assert_consistent(store_root, acknowledged):
+    store = Store(store_root)
+    assert store.verify() == []
+    for faq_id, revision, seq, answer in acknowledged:
+        stored = store.revision("faq", faq_id, revision)
+        assert stored is not None and stored.content["answer"] == answer and stored.seq == seq
+    for faq_id in ("drug-q1", "drug-q2"):
+        numbers = [r.revision for r in store.revisions("faq", faq_id)]
+        assert numbers == list(range(1, len(numbers) + 1))
+    assert [c.seq for c in store.changes(0)] == list(range(1, store.last_seq() + 1))
+    return store
+
+
+@pytest.mark.slow
+def test_four_processes_writing_overlapping_documents_lose_nothing(store, tmp_path):
+    logs = [tmp_path / f"ack-{n}.log" for n in range(4)]
+    workers = [subprocess.Popen([sys.executable, str(WORKER), str(store.root), f"w{n}", "100", str(log), "drug-q1", "drug-q2"])
+               for n, log in enumerate(logs)]
+    assert [w.wait(timeout=300) for w in workers] == [0, 0, 0, 0]
+    acknowledged = read_acknowledged(logs)
+    assert len(acknowledged) == 400
+    assert len({(faq_id, revision) for faq_id, revision, _, _ in acknowledged}) == 400, "two writes got one revision"
+    reopened = assert_consistent(store.root, acknowledged)
+    assert reopened.head("faq", "drug-q1").revision + reopened.head("faq", "drug-q2").revision == 402
+    assert reopened.last_seq() == 9 + 400
+
+
+@pytest.mark.slow
+def test_writer_killed_at_random_moments_loses_no_acknowledged_write(store, tmp_path):
+    rng = random.Random(20261123)
+    log = tmp_path / "ack.log"
+    for attempt in range(25):
+        worker = subprocess.Popen([sys.executable, str(WORKER), str(store.root), f"k{attempt}", "100000", str(log),
+                                   "drug-q1", "drug-q2"])
+        # Python start-up and imports take ~0.2s; kill somewhere across the first writes.
+        time.sleep(rng.uniform(0.2, 0.6))
+        os.kill(worker.pid, signal.SIGKILL)
+        assert worker.wait(timeout=30) == -signal.SIGKILL
+        assert_consistent(store.root, read_acknowledged([log]))
+        assert list(store.root.rglob(".*.tmp")) == [], "opening the store clears a killed writer's temporaries"
+    assert len(read_acknowledged([log])) > 25, "the writer should have acknowledged writes before most kills"
