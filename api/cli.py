@@ -12,7 +12,7 @@ from .knowledge import (DocumentFileError, canonical_bytes, content_path, json_f
 from .storage import StoreCorrupt
 from .store import StoreError
 
-DEFAULT_STORE = "var/medkb"
+from . import DEFAULT_STORE
 
 
 def fail(message):
@@ -182,6 +182,50 @@ def check():
     states = list(store.states())
     click.echo(f"{store.root}: {len(states)} documents, {sum(s.head for s in states)} revisions, "
                f"change sequence at {store.last_seq()}: OK.")
+
+
+def openapi_yaml():
+    """The OpenAPI document, as generated from the code. Needs no store: it opens an empty one."""
+    import tempfile
+
+    from . import create_app
+
+    with tempfile.TemporaryDirectory() as scratch:
+        app = create_app({"MEDKB_DB": scratch})
+        return app.extensions["medkb.api"].spec.to_yaml()
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("openapi.yaml"), show_default=True)
+def openapi(out):
+    """Write the OpenAPI document generated from the code (commit it; a test checks it is current)."""
+    atomic_write(out, openapi_yaml().encode())
+    click.echo(str(out))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=max(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(1, 64))
+def serve(host, port, workers):
+    """Serve the API with gunicorn: several worker processes, each with its own read model."""
+    from gunicorn.app.base import BaseApplication
+
+    from . import create_app
+
+    open_store()  # fail here, in one clear line, rather than in every worker
+
+    class Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return create_app({"MEDKB_DB": str(store_path())})
+
+    click.echo(f"medkb serving {store_path()} on http://{host}:{port} with {workers} workers", err=True)
+    Server().run()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,10 @@ class ReadModel:
         self._stamp = store.head_stamp()
         self._checked_at = time.monotonic()
         self.seq = store.last_seq()
+        # The change that last published, unpublished or deleted each document: the feed
+        # skips older ones, which a later change has superseded.
+        self.last_publication_seq = {}
+        self._note_publications(store.changes(0, limit=None)[: self.seq])
         for state in store.states():
             if state.published:
                 self._load(state.type, state.id)
@@ -65,7 +69,7 @@ class ReadModel:
             if stamp == self._stamp:
                 return
             changes = self.store.changes(self.seq)
-            touched = {(c.type, c.id) for c in changes if c.kind in PUBLICATION_KINDS}
+            touched = self._note_publications(changes)
             for type_name, id_ in touched:
                 self._load(type_name, id_)
             if changes:
@@ -73,6 +77,14 @@ class ReadModel:
             if touched:
                 self.version += 1
             self._stamp = stamp
+
+    def _note_publications(self, changes):
+        touched = set()
+        for change in changes:
+            if change.kind in PUBLICATION_KINDS:
+                self.last_publication_seq[(change.type, change.id)] = change.seq
+                touched.add((change.type, change.id))
+        return touched
 
     def get(self, type_name, id_):
         return self._documents[type_name].get(id_)

@@ -25,6 +25,10 @@ from .fields import (
 # previous version in api/migrations.py.
 CURRENT_SCHEMA_VERSION = 2
 DEFAULT_LOCALE = "en-US"
+# Identity and references are the same in every language; only words are translated.
+UNTRANSLATABLE = ("type", "id", "schema_version", "revision", "locale", "updated_at", "translations",
+                  "product", "about", "author", "medical_reviewer", "mechanism", "faqs", "sources", "conditions",
+                  "position")
 
 
 class DocumentSchema(Schema):
@@ -43,11 +47,38 @@ class DocumentSchema(Schema):
         "invalid": "Not an ISO 8601 date-time with a time zone (like 2026-04-02T00:00:00Z).",
         "invalid_awareness": "Not an ISO 8601 date-time with a time zone (like 2026-04-02T00:00:00Z).",
     })
+    translations = fields.Dict(keys=Locale(), values=fields.Dict(), metadata={
+        "description": "By locale, the fields that differ in that language; each translation must make a "
+                       "valid document when laid over this one."})
 
     @validates_schema
     def type_matches(self, data, **kwargs):
         if data.get("type") != self.type_name:
             raise ValidationError(f"Must be '{self.type_name}'.", "type")
+
+    @validates_schema(pass_original=True)
+    def translations_are_valid(self, data, original_data, **kwargs):
+        translations = original_data.get("translations")
+        if not isinstance(translations, dict):
+            return
+        errors = {}
+        for locale, overrides in translations.items():
+            if not isinstance(overrides, dict):
+                continue  # the field itself reports it
+            if locale == original_data.get("locale"):
+                errors[locale] = ["Is the document's own locale."]
+                continue
+            fixed = [name for name in overrides if name in UNTRANSLATABLE]
+            if fixed:
+                errors[locale] = {name: ["Cannot differ between translations."] for name in fixed}
+                continue
+            merged = {key: value for key, value in original_data.items() if key != "translations"}
+            problems = type(self)().validate({**merged, **overrides})
+            problems = {name: messages for name, messages in problems.items() if name in overrides}
+            if problems:
+                errors[locale] = problems
+        if errors:
+            raise ValidationError(errors, "translations")
 
 
 # --- product ---------------------------------------------------------------

@@ -77,3 +77,59 @@ def store(tmp_path, documents):
     store = Store(tmp_path / "db")
     store.write_many(documents, actor="import", message="import", publish=True)
     return store
+
+
+def import_documents(db, documents):
+    from api.store import Store
+
+    Store(db, durable=False).write_many(documents, actor="import", message="import", publish=True)
+    return db
+
+
+@pytest.fixture
+def content_db(tmp_path):
+    """A store holding the shipped content set, published."""
+    from api.knowledge import load_set
+
+    return import_documents(tmp_path / "content-db", load_set([CONTENT]).documents.values())
+
+
+@pytest.fixture
+def app(content_db):
+    from api import create_app
+
+    return create_app({"MEDKB_DB": str(content_db), "TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def openapi_spec():
+    import yaml
+
+    return yaml.safe_load((ROOT / "openapi.yaml").read_text())
+
+
+@pytest.fixture
+def conforms(openapi_spec):
+    """conforms(response, "/v1/products/{id_}") asserts the response matches the committed OpenAPI document."""
+    from openapi_schema_validator import OAS30Validator
+
+    def check(response, path, method="get"):
+        operation = openapi_spec["paths"][path][method]
+        documented = operation["responses"].get(str(response.status_code))
+        assert documented is not None, f"{response.status_code} is not documented for {method.upper()} {path}"
+        if "$ref" in documented:
+            documented = openapi_spec["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]
+        if response.status_code == 304:
+            assert response.data == b""
+            return
+        content = documented.get("content", {})
+        assert response.mimetype in content, f"{response.mimetype} not documented ({list(content)})"
+        schema = content[response.mimetype]["schema"]
+        OAS30Validator({**schema, "components": openapi_spec["components"]}).validate(response.get_json(force=True))
+
+    return check

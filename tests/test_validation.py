@@ -66,6 +66,9 @@ BAD_DOCUMENTS = [
     ("article reviewer is not a person", "article/about-drug", lambda d: set_path(d, ["medical_reviewer"], "src"), "medical_reviewer", "person/src, which does not exist"),
     ("article shows another product's mechanism", "mechanism/drug-mechanism", lambda d: set_path(d, ["product"], "other"), "mechanism", "mechanism/drug-mechanism is about product/other, but this article is about product/drug"),
     ("article lists the same faq twice", "article/about-drug", lambda d: d["faqs"].append("drug-q1"), "faqs", "listed once"),
+    ("translation of a fixed field", "faq/drug-q1", lambda d: d.update(translations={"es": {"product": "other"}}), "translations.es.product", "Cannot differ"),
+    ("translation fails the schema", "faq/drug-q1", lambda d: d.update(translations={"es": {"answer": ""}}), "translations.es.answer", "Length must be between 1 and 5000"),
+    ("translation with a bad locale", "faq/drug-q1", lambda d: d.update(translations={"spanish": {"answer": "Hola."}}), "translations.spanish.key", "BCP 47"),
     ("review due before last review", "article/about-drug", lambda d: d.update(last_reviewed="2026-04-02", next_review_due="2025-01-01"), "next_review_due", "after last_reviewed"),
 ]
 

@@ -1,0 +1,72 @@
+"""medkb's Flask application."""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, request, send_from_directory
+
+from .delivery import Delivery
+from .http import Api, finish_response
+from .readmodel import ReadModel
+from .store import Store
+
+DEFAULT_STORE = "var/medkb"
+
+
+@dataclass
+class Services:
+    store: Store
+    model: ReadModel
+    delivery: Delivery
+
+
+def create_app(test_config=None):
+    """Build the app on the store at MEDKB_DB (or `test_config["MEDKB_DB"]`)."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        MEDKB_DB=os.environ.get("MEDKB_DB", DEFAULT_STORE),
+        PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL"),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        API_TITLE="medkb",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        # Served from the swagger-ui-bundle package, so the docs work with no network at all;
+        # validatorUrl null stops Swagger UI calling its online validator.
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
+        API_SPEC_OPTIONS={
+            "info": {"description": "Medication explainer content: published reads for the CMS feed and the "
+                                    "mobile app. Errors are RFC 9457 problem+json."},
+        },
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    store = Store(Path(app.config["MEDKB_DB"]))
+    model = ReadModel(store)
+    app.extensions["medkb"] = Services(store, model, Delivery(model))
+
+    api = Api(app)
+    app.extensions["medkb.api"] = api
+    from .resources import DELIVERY_BLUEPRINTS, OPERATIONS_BLUEPRINTS
+
+    for blueprint in DELIVERY_BLUEPRINTS + OPERATIONS_BLUEPRINTS:
+        api.register_blueprint(blueprint)
+
+    @app.before_request
+    def catch_up():
+        if request.path.startswith("/v1/"):
+            app.extensions["medkb"].delivery.refresh()
+
+    app.after_request(finish_response)
+
+    @app.route("/docs/assets/<path:filename>")
+    def docs_assets(filename):
+        import swagger_ui_bundle
+
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+    return app

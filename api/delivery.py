@@ -1,0 +1,263 @@
+"""Delivery service: what the public API serves, built only from the read model (published content).
+
+No Flask here: resources turn requests into calls on `Delivery` and its answers into responses.
+"""
+import hashlib
+from dataclasses import dataclass
+
+import orjson
+
+from schemas import DEFAULT_LOCALE
+
+from .store import PUBLICATION_KINDS
+
+
+# include= names whose document type differs from the name.
+REFERENCE_TARGETS = {"about": "product", "author": "person", "medical_reviewer": "person", "faqs": "faq",
+                     "sources": "source", "conditions": "condition"}
+
+
+class NotPublished(LookupError):
+    """No published document answers this address."""
+
+
+class CursorAhead(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    etag: str
+    locale: str
+
+
+def fingerprint(*parts):
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:32]
+
+
+def pick_locale(document, preferences):
+    """The best of the document's locales for the caller's preferences (in order), else its own."""
+    own = document.get("locale", DEFAULT_LOCALE)
+    available = [own, *(document.get("translations") or {})]
+    lowered = {locale.lower(): locale for locale in available}
+    for wanted in preferences:
+        wanted = wanted.lower()
+        if wanted in lowered:
+            return lowered[wanted]
+        language = wanted.split("-")[0]
+        for locale in available:  # "es" or "es-MX" falls back to any Spanish the document has
+            if locale.lower().split("-")[0] == language:
+                return locale
+    return own
+
+
+def localized(document, locale):
+    """The document as delivered in `locale`: translation laid over it, translations removed."""
+    delivered = {key: value for key, value in document.items() if key != "translations"}
+    if locale != delivered.get("locale"):
+        delivered.update(document["translations"][locale])
+        delivered["locale"] = locale
+    return delivered
+
+
+def sparse(document, names):
+    if not names:
+        return document
+    keep = {"type", "id", *names}
+    return {key: value for key, value in document.items() if key in keep}
+
+
+class _Indexes:
+    """Lookups derived from one version of the published set; rebuilt when it changes."""
+
+    def __init__(self, model):
+        self.mechanism_by_product = {}
+        self.faqs_by_product = {}
+        self.products_by_condition = {}
+        for entry in model.all("mechanism"):
+            self.mechanism_by_product.setdefault(entry.document["product"], entry)
+        for entry in model.all("faq"):
+            self.faqs_by_product.setdefault(entry.document["product"], []).append(entry)
+        for faqs in self.faqs_by_product.values():
+            faqs.sort(key=lambda entry: (entry.document["position"], entry.document["id"]))
+        for entry in model.all("product"):
+            for condition in entry.document.get("conditions", []):
+                self.products_by_condition.setdefault(condition, []).append(entry)
+
+class Delivery:
+    def __init__(self, model):
+        self.model = model
+        self._indexes = None
+        self._indexes_version = None
+        self._search = None
+        self._search_version = None
+
+    # --- freshness ---------------------------------------------------------
+
+    def refresh(self, force=False):
+        self.model.refresh(force=force)
+
+    @property
+    def indexes(self):
+        if self._indexes_version != self.model.version:
+            self._indexes = _Indexes(self.model)
+            self._indexes_version = self.model.version
+        return self._indexes
+
+    # --- single documents and lists ---------------------------------------
+
+    def get(self, type_name, id_):
+        entry = self.model.get(type_name, id_)
+        if entry is None:
+            raise NotPublished(f"No published {type_name} '{id_}'.")
+        return entry
+
+    def all(self, type_name):
+        return self.model.all(type_name)
+
+    def products(self, condition=None, drug_class=None, product_type=None):
+        if condition:
+            entries = self.indexes.products_by_condition.get(condition, [])
+        else:
+            entries = self.model.all("product")
+        if product_type:
+            entries = [e for e in entries if e.document["product_type"] == product_type]
+        if drug_class:
+            wanted = drug_class.lower()
+            entries = [e for e in entries if any(
+                (c.get("code") or "").lower().startswith(wanted) or (c.get("name") or "").lower() == wanted
+                for c in e.document["classes"])]
+        return entries
+
+    def faqs(self, product=None):
+        if product:
+            return self.indexes.faqs_by_product.get(product, [])
+        return self.model.all("faq")
+
+    def mechanism_of(self, product_id):
+        self.get("product", product_id)
+        entry = self.indexes.mechanism_by_product.get(product_id)
+        if entry is None:
+            raise NotPublished(f"Product '{product_id}' has no published mechanism.")
+        return entry
+
+    def faqs_of(self, product_id):
+        self.get("product", product_id)
+        return self.indexes.faqs_by_product.get(product_id, [])
+
+    def related_of(self, product_id):
+        """The product's relations whose other product is published, with that product."""
+        product = self.get("product", product_id).document
+        related = []
+        for relation in product.get("related", []):
+            other = self.model.get("product", relation["product"])
+            if other is not None:
+                related.append((relation, other))
+        return related
+
+    # --- rendering -----------------------------------------------------------
+
+    def included(self, entry, names, preferences=()):
+        """Embedded published documents for `include=`, by name, each in the caller's locale.
+        Never an unpublished one."""
+        document = entry.document
+
+        def deliver(found):
+            return localized(found.document, pick_locale(found.document, preferences)) if found else None
+
+        result = {}
+        for name in names:
+            if document["type"] == "product" and name == "mechanism":
+                result[name] = deliver(self.indexes.mechanism_by_product.get(document["id"]))
+            elif document["type"] == "product" and name == "faqs":
+                result[name] = [deliver(e) for e in self.indexes.faqs_by_product.get(document["id"], [])]
+            elif document["type"] == "product" and name == "related":
+                result[name] = [self.relation_view(relation, deliver(other))
+                                for relation, other in self.related_of(document["id"])]
+            elif document["type"] == "condition" and name == "products":
+                result[name] = [deliver(e) for e in self.indexes.products_by_condition.get(document["id"], [])]
+            else:
+                target_type = REFERENCE_TARGETS.get(name, name)
+                value = document.get(name)
+                if isinstance(value, list):
+                    result[name] = [deliver(found) for found in (self.model.get(target_type, id_) for id_ in value)
+                                    if found is not None]
+                else:
+                    result[name] = deliver(self.model.get(target_type, value)) if value else None
+        return result
+
+    @staticmethod
+    def relation_view(relation, product):
+        return {"type": relation["type"], "basis": relation["basis"],
+                **({"citations": relation["citations"]} if relation.get("citations") else {}),
+                "product": product}
+
+    def view(self, entry, fields=None, include=None, preferences=()):
+        """(document as a dict, chosen locale, the etags it depends on)."""
+        locale = pick_locale(entry.document, preferences)
+        document = sparse(localized(entry.document, locale), fields)
+        depends = [entry.etag]
+        if include:
+            document = dict(document, included=self.included(entry, include, preferences))
+            depends.append(self.model.seq)
+        return document, locale, depends
+
+    def render(self, entry, fields=None, include=None, preferences=()):
+        """One document as response bytes. The common case (no options, own locale) is the
+        pre-serialized body: no work per request."""
+        if not fields and not include and pick_locale(entry.document, preferences) == entry.document["locale"] \
+                and "translations" not in entry.document:
+            return Rendered(entry.body, entry.etag, entry.document["locale"])
+        document, locale, depends = self.view(entry, fields, include, preferences)
+        return Rendered(orjson.dumps(document), fingerprint(depends, fields, include, locale), locale)
+
+    def render_list(self, entries, fields=None, include=None, preferences=(), extra=None):
+        views, locales, depends = [], set(), []
+        for entry in entries:
+            document, locale, entry_depends = self.view(entry, fields, include, preferences)
+            views.append(document)
+            locales.add(locale)
+            depends.extend(entry_depends)
+        return Rendered(orjson.dumps(views), fingerprint(depends, fields, include, sorted(locales), extra),
+                        ", ".join(sorted(locales)) or DEFAULT_LOCALE)
+
+    # --- search ----------------------------------------------------------------
+
+    def search(self, query, types=None, limit=10):
+        from .search import SearchIndex
+
+        if self._search_version != self.model.version:
+            self._search = SearchIndex(entry.document for type_name in ("product", "mechanism", "faq")
+                                       for entry in self.model.all(type_name))
+            self._search_version = self.model.version
+        return self._search.search(query, types=types, limit=limit)
+
+    # --- change feed -----------------------------------------------------------
+
+    def feed(self, since, limit):
+        """Publication changes after cursor `since`, compacted: a change superseded by a later
+        one for the same document is skipped, so replaying from the start ends with exactly the
+        published set and never carries a superseded version. Documents come from the read
+        model, so the feed shows what delivery shows."""
+        head = self.model.seq
+        if since > head:
+            raise CursorAhead(f"Cursor {since} is ahead of this store (at {head}); sync again from the start.")
+        latest = self.model.last_publication_seq
+        entries, cursor = [], since
+        while len(entries) < limit and cursor < head:
+            batch = self.model.store.changes(cursor, limit=min(1000, head - cursor))
+            for change in batch:
+                cursor = change.seq
+                if change.kind not in PUBLICATION_KINDS or latest.get((change.type, change.id)) != change.seq:
+                    continue
+                published = self.model.get(change.type, change.id)
+                if published is not None:
+                    entries.append({"seq": change.seq, "op": "upsert", "type": change.type, "id": change.id,
+                                    "revision": published.revision, "document": orjson.Fragment(published.body)})
+                elif since > 0:  # a first sync has nothing to delete
+                    entries.append({"seq": change.seq, "op": "delete", "type": change.type, "id": change.id,
+                                    "reason": "deleted" if change.kind == "delete" else "unpublished"})
+                if len(entries) == limit:
+                    break
+        return {"changes": entries, "next_cursor": str(cursor), "has_more": cursor < head}

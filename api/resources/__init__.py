@@ -1,0 +1,6 @@
+"""HTTP resources: one blueprint per resource, each a thin layer over the services."""
+from . import articles, conditions, faqs, feed, ops, people, products, search, sources
+
+DELIVERY_BLUEPRINTS = [products.blp, conditions.blp, articles.blp, faqs.blp, sources.blp, people.blp,
+                       search.blp, feed.blp]
+OPERATIONS_BLUEPRINTS = [ops.blp]

@@ -1,0 +1,3 @@
+from .documents import document_blueprint
+
+blp = document_blueprint("condition", "conditions", "Conditions the products treat.")

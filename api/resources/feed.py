@@ -1,0 +1,33 @@
+import orjson
+from flask.views import MethodView
+from flask_smorest import abort
+
+from schemas.http import FeedQuery, FeedResponseSchema
+
+from ..delivery import CursorAhead, fingerprint
+from ..http import Blueprint, public_response
+from .common import delivery
+
+blp = Blueprint("feed", __name__, url_prefix="/v1/feed", description="Changes to published content, in order.")
+
+
+@blp.route("")
+class Feed(MethodView):
+    @blp.etag
+    @blp.arguments(FeedQuery, location="query", as_kwargs=True)
+    @blp.response(200, FeedResponseSchema)
+    @blp.problem(422, "malformed cursor, or one ahead of the store")
+    def get(self, limit, since=None):
+        """Changes to published content since a cursor
+
+        Without `since`, a full initial sync (every published document as an upsert). Keep calling with
+        `next_cursor` until `has_more` is false; later calls bring upserts (with the document) and
+        tombstones (`op: delete`) in change order. Cursors survive restarts.
+        """
+        service = delivery()
+        try:
+            page = service.feed(int(since or 0), limit)
+        except CursorAhead as error:
+            abort(422, message=str(error), errors={"since": [str(error)]})
+        blp.set_etag_value(fingerprint(since, limit, page["next_cursor"], service.model.seq))
+        return public_response(orjson.dumps(page))

@@ -1,0 +1,3 @@
+from .documents import document_blueprint
+
+blp = document_blueprint("person", "people", "Authors and medical reviewers.")

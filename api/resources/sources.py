@@ -1,0 +1,3 @@
+from .documents import document_blueprint
+
+blp = document_blueprint("source", "sources", "Citable references behind every clinical statement.")

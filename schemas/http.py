@@ -1,0 +1,175 @@
+"""Schemas of HTTP query strings and response bodies (documents themselves are in documents.py)."""
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
+
+from .documents import DOCUMENT_SCHEMAS, PRODUCT_TYPES
+from .fields import BCP47_PATTERN, SLUG_PATTERN, Slug
+
+ENVELOPE = ("type", "id", "schema_version", "revision", "locale", "updated_at")
+
+# What `include=` can embed, per document type. The delivery service knows how to fetch each.
+INCLUDES = {
+    "product": ("mechanism", "faqs", "related", "conditions"),
+    "article": ("about", "author", "medical_reviewer", "mechanism", "faqs", "sources"),
+    "faq": ("product",),
+    "mechanism": ("product",),
+    "condition": ("products",),
+    "source": (),
+    "person": (),
+}
+
+LOCALE_HELP = "Preferred locale (BCP 47); falls back to Accept-Language, then the document's own locale."
+
+
+def split_names(value):
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+class _NameList(fields.String):
+    """A comma-separated list of names from a fixed set, e.g. `fields=name,route`."""
+
+    def __init__(self, allowed, what, **kwargs):
+        self.allowed, self.what = tuple(allowed), what
+        super().__init__(metadata={"description": f"Comma-separated {what}: {', '.join(self.allowed)}."}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        names = split_names(super()._deserialize(value, attr, data, **kwargs))
+        unknown = [name for name in names if name not in self.allowed]
+        if unknown:
+            raise ValidationError(f"Unknown {self.what}: {', '.join(unknown)}. Allowed: {', '.join(self.allowed)}.")
+        if not names:
+            raise ValidationError(f"Name at least one of the {self.what}.")
+        return names
+
+
+class _DeliveryQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE  # caches and proxies add their own parameters; ignoring them is harmless
+
+    locale = fields.String(validate=validate.Regexp(BCP47_PATTERN, error="Not a BCP 47 language tag."),
+                           metadata={"description": LOCALE_HELP})
+
+
+def delivery_query(type_name, extra=None):
+    """The query schema of a delivery endpoint for documents of `type_name`: fields, include, locale."""
+    attributes = {"fields": _NameList([n for n in DOCUMENT_SCHEMAS[type_name]().fields if n != "translations"],
+                                      "fields (type and id are always returned)")}
+    if INCLUDES[type_name]:
+        attributes["include"] = _NameList(INCLUDES[type_name], "related documents to embed under `included`")
+    attributes.update(extra or {})
+    name = f"{type_name.title()}Query"
+    return type(name, (_DeliveryQuery,), attributes)
+
+
+ProductQuery = delivery_query("product", {
+    "condition": Slug(metadata={"description": "Only products treating this condition id."}),
+    "drug_class": fields.String(data_key="class", validate=validate.Length(min=1, max=100), metadata={
+        "description": "Only products in this class: an ATC code or prefix (B02BD), or a pharmacologic class name."}),
+    "product_type": fields.String(data_key="type", validate=validate.OneOf(PRODUCT_TYPES)),
+})
+FaqQuery = delivery_query("faq", {"product": Slug(metadata={"description": "Only FAQs about this product id."})})
+ConditionQuery = delivery_query("condition")
+ArticleQuery = delivery_query("article")
+MechanismQuery = delivery_query("mechanism")
+SourceQuery = delivery_query("source")
+PersonQuery = delivery_query("person")
+
+
+def view_schema(type_name):
+    """A document as delivered: its schema, with only `type` and `id` guaranteed (because of
+    `fields=`) and embedded documents under `included`."""
+    base = DOCUMENT_SCHEMAS[type_name]
+
+    class View(base):
+        included = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={
+            "description": "Related documents asked for with `include=`, by name."})
+
+        def on_bind_field(self, field_name, field_obj):
+            field_obj.required = field_name in ("type", "id")
+
+    View.__name__ = View.__qualname__ = base.__name__.replace("Schema", "View")
+    return View
+
+
+VIEWS = {type_name: view_schema(type_name) for type_name in DOCUMENT_SCHEMAS}
+
+
+class RelatedProductSchema(Schema):
+    type = fields.String(required=True, metadata={"description": "relation type"})
+    basis = fields.String(required=True)
+    citations = fields.List(fields.Dict())
+    product = fields.Nested(VIEWS["product"], required=True)
+
+
+class SearchQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    q = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={
+        "description": "Words to find; typos are tolerated."})
+    type = _NameList(("product", "mechanism_step", "mechanism_section", "faq"), "result types")
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+
+    @validates("q")
+    def not_blank(self, value, **kwargs):
+        if not value.strip():
+            raise ValidationError("Must contain something to search for.")
+
+
+class SearchResultSchema(Schema):
+    type = fields.String(required=True)
+    id = fields.String(required=True)
+    product = fields.String(required=True)
+    position = fields.Integer()
+    section = fields.String()
+    title = fields.String(required=True)
+    snippet = fields.String(required=True, metadata={"description": "HTML-escaped excerpt; matches in <mark>."})
+    score = fields.Float(required=True)
+    href = fields.String(required=True)
+
+
+class SearchResponseSchema(Schema):
+    query = fields.String(required=True)
+    results = fields.List(fields.Nested(SearchResultSchema), required=True)
+
+
+class FeedQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    since = fields.String(validate=validate.Regexp(r"^[0-9]{1,12}$", error="Not a cursor returned by this feed."),
+                          metadata={"description": "next_cursor of the previous call; leave out for a full sync."})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class FeedEntrySchema(Schema):
+    seq = fields.Integer(required=True)
+    op = fields.String(required=True, validate=validate.OneOf(("upsert", "delete")))
+    type = fields.String(required=True)
+    id = fields.String(required=True, validate=validate.Regexp(SLUG_PATTERN))
+    revision = fields.Integer(metadata={"description": "the published revision (upserts)"})
+    reason = fields.String(validate=validate.OneOf(("unpublished", "deleted")))
+    document = fields.Dict(metadata={"description": "the published document (upserts)"})
+
+
+class FeedResponseSchema(Schema):
+    changes = fields.List(fields.Nested(FeedEntrySchema), required=True)
+    next_cursor = fields.String(required=True)
+    has_more = fields.Boolean(required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Dict(metadata={"description": "messages by field, for validation problems"})
+    allowed = fields.List(fields.String())
+    current_etag = fields.String()
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+    documents = fields.Integer()
+    change = fields.Integer()
