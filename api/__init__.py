@@ -27,6 +27,8 @@ def create_app(test_config=None):
         MEDKB_DB=os.environ.get("MEDKB_DB", DEFAULT_STORE),
         PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL"),
         MAX_CONTENT_LENGTH=1024 * 1024,
+        # How stale a worker's read model may be (seconds): each checks the store this often.
+        MEDKB_CHECK_INTERVAL=0.1,
         API_TITLE="medkb",
         API_VERSION="1",
         OPENAPI_VERSION="3.0.3",
@@ -46,7 +48,7 @@ def create_app(test_config=None):
         app.config.update(test_config)
 
     store = Store(Path(app.config["MEDKB_DB"]))
-    model = ReadModel(store)
+    model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
     app.extensions["medkb"] = Services(store, model, Delivery(model))
 
     api = Api(app)

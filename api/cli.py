@@ -207,7 +207,9 @@ def openapi(out):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=max(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(1, 64))
-def serve(host, port, workers):
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log every request to standard output (off by default, as in gunicorn).")
+def serve(host, port, workers, access_log):
     """Serve the API with gunicorn: several worker processes, each with its own read model."""
     from gunicorn.app.base import BaseApplication
 
@@ -219,7 +221,8 @@ def serve(host, port, workers):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
+            if access_log:
+                self.cfg.set("accesslog", "-")
 
         def load(self):
             return create_app({"MEDKB_DB": str(store_path())})

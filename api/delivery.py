@@ -33,7 +33,9 @@ class Rendered:
 
 
 def fingerprint(*parts):
-    return hashlib.sha256(orjson.dumps(parts)).hexdigest()[:32]
+    """A short stable hash of plain values (str, int, lists, tuples). repr, not JSON: a query
+    can carry integers too large for orjson, and a tag must never fail."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
 def pick_locale(document, preferences):

@@ -28,8 +28,9 @@ class Published:
 
 
 class ReadModel:
-    def __init__(self, store):
+    def __init__(self, store, check_interval=CHECK_INTERVAL):
         self.store = store
+        self.check_interval = check_interval
         self._lock = threading.Lock()
         self._documents = {type_name: {} for type_name in DOCUMENT_TYPES}
         self._sorted = {}
@@ -59,7 +60,7 @@ class ReadModel:
         """Catch up with commits made by any process. `force` after this process's own commits,
         so a writer reads its own writes at once."""
         now = time.monotonic()
-        if not force and now - self._checked_at < CHECK_INTERVAL:
+        if not force and now - self._checked_at < self.check_interval:
             return
         self._checked_at = now
         stamp = self.store.head_stamp()

@@ -29,7 +29,9 @@ class _NameList(fields.String):
 
     def __init__(self, allowed, what, **kwargs):
         self.allowed, self.what = tuple(allowed), what
-        super().__init__(metadata={"description": f"Comma-separated {what}: {', '.join(self.allowed)}."}, **kwargs)
+        names = "|".join(self.allowed)
+        super().__init__(metadata={"description": f"Comma-separated {what}: {', '.join(self.allowed)}.",
+                                   "pattern": f"^({names})(,({names}))*$"}, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         names = split_names(super()._deserialize(value, attr, data, **kwargs))

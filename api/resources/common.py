@@ -14,6 +14,8 @@ def preferences(args):
     """Locales the caller asked for, best first: `locale=` wins over Accept-Language."""
     if args.get("locale"):
         return [args["locale"]]
+    if not request.environ.get("HTTP_ACCEPT_LANGUAGE"):
+        return []
     return [value for value, quality in request.accept_languages if quality > 0 and value != "*"]
 
 

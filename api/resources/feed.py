@@ -14,9 +14,10 @@ blp = Blueprint("feed", __name__, url_prefix="/v1/feed", description="Changes to
 @blp.route("")
 class Feed(MethodView):
     @blp.etag
-    @blp.arguments(FeedQuery, location="query", as_kwargs=True)
+    @blp.arguments(FeedQuery(), location="query", as_kwargs=True)
     @blp.response(200, FeedResponseSchema)
-    @blp.problem(422, "malformed cursor, or one ahead of the store")
+    @blp.problem(409, "cursor ahead of this store (it was reset or restored): sync again without `since`")
+    @blp.problem(422, "malformed cursor or limit")
     def get(self, limit, since=None):
         """Changes to published content since a cursor
 
@@ -28,6 +29,6 @@ class Feed(MethodView):
         try:
             page = service.feed(int(since or 0), limit)
         except CursorAhead as error:
-            abort(422, message=str(error), errors={"since": [str(error)]})
+            abort(409, message=str(error))
         blp.set_etag_value(fingerprint(since, limit, page["next_cursor"], service.model.seq))
         return public_response(orjson.dumps(page))

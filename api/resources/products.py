@@ -19,7 +19,7 @@ FaqListQuery = delivery_query("faq")
 @blp.route("/<string:id_>/mechanism")
 class ProductMechanism(MethodView):
     @blp.etag
-    @blp.arguments(MechanismQuery, location="query", as_kwargs=True)
+    @blp.arguments(MechanismQuery(), location="query", as_kwargs=True)
     @blp.response(200, VIEWS["mechanism"])
     @blp.problem(404, "no published product, or it has no mechanism")
     @blp.problem(422, "invalid query")
@@ -31,7 +31,7 @@ class ProductMechanism(MethodView):
 @blp.route("/<string:id_>/faqs")
 class ProductFaqs(MethodView):
     @blp.etag
-    @blp.arguments(FaqListQuery, location="query", as_kwargs=True)
+    @blp.arguments(FaqListQuery(), location="query", as_kwargs=True)
     @blp.response(200, VIEWS["faq"](many=True))
     @blp.problem(404, "no published product")
     @blp.problem(422, "invalid query")

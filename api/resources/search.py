@@ -13,7 +13,7 @@ blp = Blueprint("search", __name__, url_prefix="/v1/search", description="Search
 @blp.route("")
 class Search(MethodView):
     @blp.etag
-    @blp.arguments(SearchQuery, location="query", as_kwargs=True)
+    @blp.arguments(SearchQuery(), location="query", as_kwargs=True)
     @blp.response(200, SearchResponseSchema)
     @blp.problem(422, "empty, blank or overlong query")
     def get(self, q, limit, type=None):
