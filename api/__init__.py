@@ -7,8 +7,10 @@ from flask import Flask, request, send_from_directory
 
 from .delivery import Delivery
 from .http import Api, finish_response
+from .keys import KeyStore
 from .readmodel import ReadModel
 from .store import Store
+from .workflow import Editorial
 
 DEFAULT_STORE = "var/medkb"
 
@@ -18,6 +20,8 @@ class Services:
     store: Store
     model: ReadModel
     delivery: Delivery
+    editorial: Editorial
+    keys: KeyStore
 
 
 def create_app(test_config=None):
@@ -49,13 +53,15 @@ def create_app(test_config=None):
 
     store = Store(Path(app.config["MEDKB_DB"]))
     model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
-    app.extensions["medkb"] = Services(store, model, Delivery(model))
+    app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store), KeyStore(store.root))
 
     api = Api(app)
     app.extensions["medkb.api"] = api
-    from .resources import DELIVERY_BLUEPRINTS, OPERATIONS_BLUEPRINTS
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
+                                                        "description": "An API key from `medkb keys create`."})
+    from .resources import DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS
 
-    for blueprint in DELIVERY_BLUEPRINTS + OPERATIONS_BLUEPRINTS:
+    for blueprint in DELIVERY_BLUEPRINTS + EDITORIAL_BLUEPRINTS + OPERATIONS_BLUEPRINTS:
         api.register_blueprint(blueprint)
 
     @app.before_request

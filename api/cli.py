@@ -184,6 +184,88 @@ def check():
                f"change sequence at {store.last_seq()}: OK.")
 
 
+def run_scheduler(stop, interval=1.0):
+    """Publish what is due every `interval` seconds until `stop` is set."""
+    from .workflow import Editorial
+
+    editorial = Editorial(open_store())
+    while not stop.is_set():
+        for change in editorial.publish_due():
+            click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
+        stop.wait(interval)
+
+
+def start_scheduler(server):
+    # In gunicorn's master process, which lives as long as the server: scheduled publishes fire
+    # even when no request comes in, once, whatever the number of workers.
+    import threading
+
+    threading.Thread(target=run_scheduler, args=(threading.Event(),), daemon=True, name="scheduler").start()
+
+
+@main.command()
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600))
+@click.option("--once", is_flag=True, help="Publish what is due now, then exit.")
+def worker(interval, once):
+    """Publish scheduled documents when they fall due (`medkb serve` runs this itself)."""
+    import threading
+
+    stop = threading.Event()
+    if once:
+        stop.set()
+        from .workflow import Editorial
+
+        changes = Editorial(open_store()).publish_due()
+        click.echo(f"{len(changes)} scheduled publish(es) done.")
+        return
+    try:
+        run_scheduler(stop, interval)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@main.group()
+def keys():
+    """API keys for the editorial API."""
+
+
+@keys.command("create")
+@click.option("--role", required=True, type=click.Choice(["author", "reviewer", "publisher", "admin"]))
+@click.option("--name", required=True, help="Who the key is for; named in the audit log.")
+def keys_create(role, name):
+    """Create a key and print it, alone, on standard output. It is shown only this once."""
+    from .keys import KeyStore, KeyStoreError
+
+    try:
+        key, secret = KeyStore(store_path()).create(role, name)
+    except KeyStoreError as error:
+        fail(f"keys create: {error}")
+    click.echo(f"created key {key.id} for {key.name} ({key.role}); store it now, it is not shown again", err=True)
+    click.echo(secret)
+
+
+@keys.command("list")
+def keys_list():
+    """Every key: id, name, role, created, revoked."""
+    from .keys import KeyStore
+
+    for key in KeyStore(store_path()).list():
+        click.echo(f"{key.id}\t{key.name}\t{key.role}\t{key.created_at}\t{key.revoked_at or '-'}")
+
+
+@keys.command("revoke")
+@click.argument("name_or_id")
+def keys_revoke(name_or_id):
+    """Revoke a key by name or id; it stops working at once."""
+    from .keys import KeyStore, KeyStoreError
+
+    try:
+        key = KeyStore(store_path()).revoke(name_or_id)
+    except KeyStoreError as error:
+        fail(f"keys revoke: {error}")
+    click.echo(f"revoked {key.id} ({key.name})")
+
+
 def openapi_yaml():
     """The OpenAPI document, as generated from the code. Needs no store: it opens an empty one."""
     import tempfile
@@ -219,6 +301,7 @@ def serve(host, port, workers, access_log):
 
     class Server(BaseApplication):
         def load_config(self):
+            self.cfg.set("when_ready", start_scheduler)
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             if access_log:

@@ -17,6 +17,9 @@ except ImportError:  # brotli is optional: gzip alone is a complete answer
     brotli = None
 
 PROBLEM = "application/problem+json"
+# Members a problem may carry beyond RFC 9457's own (see ProblemSchema). webargs puts other
+# objects in an error's data (the schema, the exception), which must not leak out.
+PROBLEM_EXTRAS = ("allowed", "current", "current_etag", "findings", "approved_revision")
 
 
 class NotModified(flask_smorest.exceptions.NotModified):
@@ -132,7 +135,7 @@ class Api(flask_smorest.Api):
                 response.set_etag(error.etag)
             return response
         data = getattr(error, "data", None) or {}
-        extra = {key: data[key] for key in ("allowed", "current_etag") if key in data}
+        extra = {key: data[key] for key in PROBLEM_EXTRAS if key in data}
         errors = data.get("errors") or flatten_messages(data.get("messages"))
         detail = data.get("message") or (None if errors else error.description)
         if errors and not detail:

@@ -91,6 +91,7 @@ class Change:
     actor: str
     at: str
     message: str = ""
+    details: dict | None = None  # who and what, for the audit log: role, revisions, states, comment
 
 
 @dataclass
@@ -250,16 +251,19 @@ class Store:
             raise InvalidDocument(key, errors)
         return document
 
-    def write(self, content, *, expected_revision, actor, message="", publish=False, workflow=None):
+    def write(self, content, *, expected_revision, actor, message="", publish=False, workflow=None, check=None,
+              details=None):
         """Validate and store `content` as the next revision of its document.
 
         expected_revision: the head the caller saw (0 for a new document); None skips the check.
         publish: also move the published pointer to the new revision.
+        check(pointers): called under the lock with the current pointers; raise to refuse.
         """
         with self._lock:
             self._recover()
             document = self.validate(content)
-            return self._commit_revision(document, expected_revision, actor, message, publish, workflow)
+            return self._commit_revision(document, expected_revision, actor, message, publish, workflow, check,
+                                         details)
 
     def write_many(self, documents, *, actor, message="", publish=False, skip_unchanged=True, progress=None):
         """Write a set of documents that may refer to each other (import). All are validated,
@@ -291,8 +295,9 @@ class Store:
                         if progress:
                             progress(done, len(batch))
                         continue
-                    written.append(self._commit_pointers(type_name, id_, head.revision, {"published": head.revision},
-                                                         "publish", actor, message))
+                    changes = {"published": head.revision, "workflow": {"state": "published"}}
+                    written.append(self._commit_pointers(type_name, id_, head.revision, changes, "publish", actor,
+                                                         message))
                 else:
                     written.append(self._commit_revision(document, None, actor, message, publish, None))
                 if progress:
@@ -314,13 +319,16 @@ class Store:
             return self._commit(type_name, id_, expected_revision, None, {"published": None, "deleted": True},
                                 "delete", actor, message)
 
-    def set_pointers(self, type_name, id_, *, expected_revision, changes, kind, actor, message=""):
-        """Move pointers without a new revision: publish, unpublish, workflow transitions."""
+    def set_pointers(self, type_name, id_, *, expected_revision, changes, kind, actor, message="", check=None,
+                     details=None):
+        """Move pointers without a new revision: publish, unpublish, workflow transitions.
+        check(pointers): called under the lock with the current pointers; raise to refuse."""
         with self._lock:
             self._recover()
             if not self.state(type_name, id_):
                 raise NotFound(f"{type_name}/{id_} does not exist.")
-            return self._commit_pointers(type_name, id_, expected_revision, changes, kind, actor, message)
+            return self._commit_pointers(type_name, id_, expected_revision, changes, kind, actor, message, check,
+                                         details)
 
     def _live_heads(self):
         for type_name, id_ in self.keys():
@@ -328,22 +336,27 @@ class Store:
             if head and not head.deleted:
                 yield head
 
-    def _commit_revision(self, document, expected_revision, actor, message, publish, workflow):
+    def _commit_revision(self, document, expected_revision, actor, message, publish, workflow, check=None,
+                         details=None):
+        if publish and workflow is None:
+            workflow = {"state": "published"}  # an import publishes outright
         changes = {"deleted": False, **({"workflow": workflow} if workflow is not None else {})}
         if publish:
             changes["published"] = "new"
         return self._commit(document["type"], document["id"], expected_revision, document, changes,
-                            "publish" if publish else "revision", actor, message)
+                            "publish" if publish else "revision", actor, message, check, details)
 
-    def _commit_pointers(self, type_name, id_, expected_revision, changes, kind, actor, message):
+    def _commit_pointers(self, type_name, id_, expected_revision, changes, kind, actor, message, check=None,
+                         details=None):
         published = changes.get("published")
         if published is not None:
             target = self.revision(type_name, id_, published)
             if target is None or target.deleted:
                 raise Unpublishable(f"{type_name}/{id_} has no revision {published} to publish.")
-        return self._commit(type_name, id_, expected_revision, None, changes, kind, actor, message)
+        return self._commit(type_name, id_, expected_revision, None, changes, kind, actor, message, check, details)
 
-    def _commit(self, type_name, id_, expected_revision, document, pointer_changes, kind, actor, message):
+    def _commit(self, type_name, id_, expected_revision, document, pointer_changes, kind, actor, message,
+                check=None, details=None):
         """One change: maybe a new revision (a document, or a tombstone for kind 'delete'), and
         pointer changes. Caller holds the lock and has recovered."""
         key = f"{type_name}/{id_}"
@@ -353,11 +366,13 @@ class Store:
         head = pointers.get("head", 0)
         if expected_revision is not None and expected_revision != head:
             raise Conflict(key, expected_revision, head)
+        if check is not None:
+            check(pointers)
         seq = self.last_seq() + 1
         at = now_iso()
         adds_revision = document is not None or kind == "delete"
         number = head + 1 if adds_revision else head
-        change = Change(seq, type_name, id_, number, kind, actor, at, message)
+        change = Change(seq, type_name, id_, number, kind, actor, at, message, details)
         self._write_head({"seq": seq - 1, "pending": change.__dict__})
         if adds_revision:
             content = dict(document, revision=number) if document is not None else None
@@ -402,7 +417,8 @@ class Store:
     def _remove_orphaned_temporaries(self):
         # A writer killed inside atomic_write leaves its temporary file; holding the lock,
         # no write is in progress, so none of them is still wanted.
-        for pattern in (".*.tmp", "changes/.*.tmp", "documents/*/.*.tmp"):
+        # Only the store's own files: keys.json beside them has its own lock and writers.
+        for pattern in (".head.json.*.tmp", "changes/.*.tmp", "documents/*/.*.tmp"):
             for path in self.root.glob(pattern):
                 path.unlink(missing_ok=True)
 

@@ -1,5 +1,5 @@
 """Schemas of HTTP query strings and response bodies (documents themselves are in documents.py)."""
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
+from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates
 
 from .documents import DOCUMENT_SCHEMAS, PRODUCT_TYPES
 from .fields import BCP47_PATTERN, SLUG_PATTERN, Slug
@@ -49,6 +49,13 @@ class _DeliveryQuery(Schema):
 
     locale = fields.String(validate=validate.Regexp(BCP47_PATTERN, error="Not a BCP 47 language tag."),
                            metadata={"description": LOCALE_HELP})
+
+
+def preview_query(type_name):
+    """Preview takes the delivery options that need no other published document: fields, locale."""
+    fields_ = _NameList([n for n in DOCUMENT_SCHEMAS[type_name]().fields if n != "translations"],
+                        "fields (type and id are always returned)")
+    return type(f"{type_name.title()}PreviewQuery", (_DeliveryQuery,), {"fields": fields_})
 
 
 def delivery_query(type_name, extra=None):
@@ -167,11 +174,142 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String()
     errors = fields.Dict(metadata={"description": "messages by field, for validation problems"})
-    allowed = fields.List(fields.String())
-    current_etag = fields.String()
+    allowed = fields.List(fields.String(), metadata={"description": "409: the transitions allowed from the state"})
+    current = fields.String(metadata={"description": "409: the document's workflow state"})
+    current_etag = fields.String(metadata={"description": "412/428: the ETag to send in If-Match"})
+    findings = fields.List(fields.Dict(), metadata={"description": "422: the lint errors that block the step"})
+    approved_revision = fields.Integer(allow_none=True)
 
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
     documents = fields.Integer()
     change = fields.Integer()
+
+
+# --- editorial ---------------------------------------------------------------
+
+class DocumentInputSchema(Schema):
+    """A whole document, as in content/. Its own schema (by `type`) validates it in the store;
+    `revision` and `updated_at` are set by the server."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(required=True, validate=validate.OneOf(tuple(DOCUMENT_SCHEMAS)))
+    id = Slug(required=True)
+
+
+class MergePatchSchema(Schema):
+    """RFC 7386 JSON Merge Patch: the fields to change; null removes a field."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+TRANSITION_ACTIONS = ("submit", "approve", "request_changes", "publish", "unpublish", "archive", "restore")
+
+
+class TransitionSchema(Schema):
+    action = fields.String(required=True, validate=validate.OneOf(TRANSITION_ACTIONS))
+    comment = fields.String(validate=validate.Length(max=2000), metadata={"description": "required for request_changes"})
+    publish_at = fields.AwareDateTime(format="iso", metadata={"description": "publish: schedule for this time"})
+    revision = fields.Integer(strict=True, validate=validate.Range(min=1), metadata={
+        "description": "restore: the revision to restore as a new draft"})
+
+
+class WorkingDocumentSchema(Schema):
+    type = fields.String(required=True)
+    id = fields.String(required=True)
+    state = fields.String(required=True)
+    head = fields.Integer(required=True)
+    published = fields.Integer(allow_none=True)
+    approved_revision = fields.Integer(allow_none=True)
+    publish_at = fields.String(allow_none=True)
+
+
+class WorkingSetQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(validate=validate.OneOf(
+        ("draft", "in_review", "approved", "published", "unpublished", "archived", "deleted")))
+    type = fields.String(validate=validate.OneOf(tuple(DOCUMENT_SCHEMAS)))
+
+
+class EditorialDocumentSchema(Schema):
+    """A document's head revision with its workflow state."""
+
+    document = fields.Dict(required=True, allow_none=True)
+    workflow = fields.Nested(WorkingDocumentSchema, required=True)
+
+
+class RevisionSummarySchema(Schema):
+    revision = fields.Integer(required=True)
+    author = fields.String(required=True)
+    at = fields.String(required=True)
+    message = fields.String(required=True)
+    hash = fields.String(allow_none=True)
+    state = fields.String(required=True)
+
+
+class RevisionSchema(Schema):
+    revision = fields.Integer(required=True)
+    author = fields.String(required=True)
+    at = fields.String(required=True)
+    message = fields.String(required=True)
+    hash = fields.String(allow_none=True)
+    document = fields.Dict(allow_none=True)
+
+
+class DiffQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    from_ = fields.Integer(data_key="from", required=True, validate=validate.Range(min=1, max=10**9))
+    to = fields.Integer(required=True, validate=validate.Range(min=1, max=10**9))
+
+
+class DiffSchema(Schema):
+    from_ = fields.Integer(data_key="from", required=True)
+    to = fields.Integer(required=True)
+    patch = fields.List(fields.Dict(), required=True, metadata={"description": "RFC 6902 JSON Patch"})
+    summary = fields.List(fields.String(), required=True)
+
+
+class FindingSchema(Schema):
+    rule = fields.String(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(("error", "warning")))
+    field = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class LintSchema(Schema):
+    findings = fields.List(fields.Nested(FindingSchema), required=True)
+    errors = fields.Integer(required=True)
+    warnings = fields.Integer(required=True)
+
+
+class AuditQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    document = fields.String(validate=validate.Regexp(r"^[a-z]+/[a-z0-9]+(?:-[a-z0-9]+)*$", error="Use type/id."))
+    actor = fields.String(validate=validate.Length(min=1, max=64))
+    since = fields.AwareDateTime(format="iso")
+    until = fields.AwareDateTime(format="iso")
+
+
+class AuditEntrySchema(Schema):
+    seq = fields.Integer(required=True)
+    at = fields.String(required=True)
+    actor = fields.String(required=True)
+    role = fields.String(allow_none=True)
+    kind = fields.String(required=True)
+    action = fields.String(allow_none=True)
+    document = fields.String(required=True)
+    from_revision = fields.Integer(allow_none=True)
+    to_revision = fields.Integer(allow_none=True)
+    from_state = fields.String(allow_none=True)
+    to_state = fields.String(allow_none=True)
+    comment = fields.String(allow_none=True)

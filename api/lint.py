@@ -1,0 +1,197 @@
+"""Editorial checks that protect patients reading the content.
+
+`lint(document, lookup, today)` returns findings, each
+`{"rule", "severity", "field", "message"}`, sorted by field then rule. Errors
+block submit and publish (api/workflow.py); warnings are advice. The schema
+already forces citations on statements that have a `citations` list; these
+rules catch what a schema cannot: claims in uncited prose, missing medical
+review, comparisons between products, hard-to-read text and dangling references.
+"""
+import datetime
+import re
+
+from .knowledge import reference_errors
+
+RULES = {
+    "citation.missing": ("error", "A clinical claim in a text field that has no citations of its own."),
+    "claim.comparative": ("error", "A comparison between products, like 'better than' or 'as effective as'."),
+    "readability.grade": ("warning", "Patient-facing prose above Flesch-Kincaid grade 8."),
+    "reference.unresolved": ("error", "A reference to a document that does not exist or does not fit."),
+    "review.due": ("warning", "An article's next_review_due date has passed."),
+    "review.no_medical_reviewer": ("error", "An article names no medical reviewer."),
+    "review.overdue": ("error", "An article never medically reviewed, or not reviewed in the last 12 months."),
+}
+
+REVIEW_INTERVAL_DAYS = 365
+MAX_GRADE = 8.0
+MIN_WORDS_FOR_GRADE = 30
+
+# What makes uncited text a clinical claim: (what it states, pattern). Case-insensitive.
+_UNIT = r"(?:IU/dL|IU/kg|IU|units?(?:/kg| per kg)?|mg/kg|mg|mcg|µg|mL|kg|%|vg/kg|genome copies)"
+CLINICAL_CLAIMS = [
+    ("an amount with a clinical unit", rf"(?<![A-Za-z0-9.])\d+(?:[.,]\d+)?\s*{_UNIT}(?![A-Za-z])"),
+    ("dosing", r"\bdos(?:e|es|ed|ing|age)\b"),
+    ("a dosing frequency", r"\binfusions? every\b|\btimes (?:a|per) (?:day|week|month)\b|\b(?:weekly|monthly)\b"),
+    ("efficacy", r"\befficacy\b|\beffective(?:ness)?\b|\breduc(?:e|es|ed|ing) bleed(?:s|ing)?\b"),
+    ("safety", r"\bside effects?\b|\brisks? of\b|\bcontraindicated\b"),
+    ("monitoring", r"\bmonitor(?:s|ed|ing)?\b"),
+]
+_CLAIMS = [(label, re.compile(pattern, re.IGNORECASE)) for label, pattern in CLINICAL_CLAIMS]
+
+COMPARATIVES = ("better than", "safer than", "more effective than", "as effective as", "as good as",
+                "superior to", "inferior to", "worse than", "less effective than")
+_COMPARATIVE = re.compile(r"\b(?:" + "|".join(p.replace(" ", r"\s+") for p in COMPARATIVES) + r")\b", re.IGNORECASE)
+
+SUMMARY_TYPES = ("product", "condition", "mechanism", "article")
+
+
+def lint(document, lookup, today):
+    """Every finding for one document; `lookup(type, id)` gives the head document or None."""
+    if isinstance(today, datetime.datetime):
+        today = today.date()
+    findings = []
+
+    def report(rule, field, message):
+        findings.append({"rule": rule, "severity": RULES[rule][0], "field": field, "message": message})
+
+    for field, text in _uncited_texts(document):
+        claim = _clinical_claim(text)
+        if claim:
+            report("citation.missing", field, f"States {claim} with no citation; cite a source for it "
+                                              f"or move it to a field that has citations.")
+    if document.get("type") == "article":
+        if not document.get("sources"):
+            report("citation.missing", "sources", "The article lists no sources.")
+        _check_review(document, today, report)
+    for field, text in _strings(document):
+        for match in _COMPARATIVE.finditer(text):
+            report("claim.comparative", field, f"Compares products ('{match.group(0)}'); describe each product "
+                                               f"on its own evidence instead.")
+    for field, text in _prose(document):
+        words, _, _ = _measure(text)
+        grade = grade_level(text)
+        if words >= MIN_WORDS_FOR_GRADE and grade > MAX_GRADE:
+            report("readability.grade", field, f"Reads at grade {grade:.1f} (Flesch-Kincaid); aim for "
+                                               f"{MAX_GRADE:g} or below with shorter sentences and plainer words.")
+    for field, message in reference_errors(document, lookup):
+        report("reference.unresolved", field, message)
+    return sorted(findings, key=lambda f: (f["field"], f["rule"], f["message"]))
+
+
+# --- which fields each rule reads --------------------------------------------
+
+
+def _list(value):
+    return value if isinstance(value, list) else []
+
+
+def _uncited_texts(document):
+    """(field, text) for clinical-looking prose that carries no citations of its own."""
+    kind = document.get("type")
+    found = []
+    if kind in SUMMARY_TYPES:
+        found.append(("summary", document.get("summary")))
+    if kind == "product":
+        for index, variant in enumerate(_list(document.get("package_variants"))):
+            if isinstance(variant, dict) and not variant.get("citations"):
+                found.append((f"package_variants.{index}.description", variant.get("description")))
+    if kind == "article":
+        found += [(f"disclaimers.{index}", text) for index, text in enumerate(_list(document.get("disclaimers")))]
+    return [(field, text) for field, text in found if isinstance(text, str)]
+
+
+def _prose(document):
+    """(field, text) for the prose patients read as running text."""
+    kind = document.get("type")
+    found = []
+    if kind in SUMMARY_TYPES:
+        found.append(("summary", document.get("summary")))
+    if kind == "faq":
+        found += [("question", document.get("question")), ("answer", document.get("answer"))]
+    if kind == "mechanism":
+        for part in ("steps", "sections"):
+            for index, item in enumerate(_list(document.get(part))):
+                if isinstance(item, dict):
+                    found.append((f"{part}.{index}.body", item.get("body")))
+    return [(field, text) for field, text in found if isinstance(text, str)]
+
+
+def _strings(node, path=""):
+    """Every string value in a document, with its dotted path."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings(value, f"{path}.{index}" if path else str(index))
+
+
+# --- rules -------------------------------------------------------------------
+
+
+def _clinical_claim(text):
+    """What clinical claim the text makes, like "dosing ('dose')", or None."""
+    for label, pattern in _CLAIMS:
+        match = pattern.search(text)
+        if match:
+            return f"{label} ('{match.group(0)}')"
+    return None
+
+
+def _date(value):
+    if isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_review(article, today, report):
+    if not article.get("medical_reviewer"):
+        report("review.no_medical_reviewer", "medical_reviewer",
+               "No medical reviewer is named; a clinician must review patient content before it is published.")
+    reviewed = _date(article.get("last_reviewed"))
+    if reviewed is None:
+        report("review.overdue", "last_reviewed", "Never reviewed: the article has no last_reviewed date.")
+    elif (today - reviewed).days > REVIEW_INTERVAL_DAYS:
+        report("review.overdue", "last_reviewed", f"Last reviewed {reviewed.isoformat()}, "
+                                                  f"{(today - reviewed).days} days ago; review at least every 12 months.")
+    due = _date(article.get("next_review_due"))
+    if due is not None and due < today:
+        report("review.due", "next_review_due", f"The review due {due.isoformat()} has not happened.")
+
+
+# --- readability -------------------------------------------------------------
+
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_URL = re.compile(r"https?://\S+")
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|\n\s*\n|\n\s*(?:[-*+]|\d+\.)\s")
+_WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
+
+
+def syllables(word):
+    """A heuristic: vowel groups, less a silent trailing e, at least one."""
+    word = word.lower()
+    count = len(re.findall(r"[aeiouy]+", word))
+    if word.endswith("e") and not word.endswith(("le", "ee")) and count > 1:
+        count -= 1
+    return max(1, count)
+
+
+def _measure(text):
+    """(words, sentences, syllables) of Markdown text: link targets and markup are not words."""
+    text = _URL.sub(" ", _LINK.sub(r"\1", text))
+    words = _WORD.findall(text)
+    sentences = [part for part in _SENTENCE_END.split(text) if _WORD.search(part)]
+    return len(words), max(1, len(sentences)), sum(syllables(word) for word in words)
+
+
+def grade_level(text):
+    """The Flesch-Kincaid grade level of a text (0.0 when it has no words)."""
+    words, sentences, syllable_count = _measure(text)
+    if not words:
+        return 0.0
+    return 0.39 * (words / sentences) + 11.8 * (syllable_count / words) - 15.59

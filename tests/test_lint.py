@@ -1,0 +1,252 @@
+"""Editorial lint: each rule fires on the mistake it is for, names the field, and stays quiet otherwise."""
+import copy
+import datetime
+
+import pytest
+
+from api.knowledge import load_set, schema_errors
+from api.lint import RULES, grade_level, lint, syllables
+from conftest import CONTENT, envelope, minimal_documents
+
+TODAY = datetime.date(2026, 4, 2)
+COMPLEX = ("Administration of recombinant coagulation factor concentrates necessitates individualized "
+           "pharmacokinetic evaluation, considering interindividual variability, concomitant inhibitor "
+           "development, and prophylactic regimen optimization across heterogeneous populations, particularly "
+           "adolescents undergoing physiological maturation. Consequently, hematological monitoring "
+           "of circulating activity remains indispensable.")
+SIMPLE = ("The drug helps your blood clot. You get it by a drip in your arm. It takes about an hour. "
+          "Most people go home the same day. Your care team will tell you what to do next. Ask them if you "
+          "have a question.")
+
+
+def clean_documents():
+    """minimal_documents() with a medical reviewer and a recent review: nothing for lint to find."""
+    documents = {f"{d['type']}/{d['id']}": d for d in copy.deepcopy(minimal_documents())}
+    documents["person/doc"] = {**envelope("person", "doc"), "name": "A Doctor", "roles": ["medical_reviewer"]}
+    documents["article/about-drug"].update(medical_reviewer="doc", last_reviewed="2026-03-01",
+                                           next_review_due="2027-03-01")
+    return documents
+
+
+def run(documents, key, today=TODAY):
+    return lint(documents[key], lambda type_name, id_: documents.get(f"{type_name}/{id_}"), today)
+
+
+def set_field(path, value):
+    def change(document):
+        *parents, last = path
+        for part in parents:
+            document = document[part]
+        document[last] = value
+    return change
+
+
+def drop(name):
+    return lambda document: document.pop(name)
+
+
+# (case, document, change, rule, field, severity)
+CASES = [
+    ("amount in product summary", "product/drug", set_field(["summary"], "Give 2 mg/kg once."),
+     "citation.missing", "summary", "error"),
+    ("percent in condition summary", "condition/cond", set_field(["summary"], "Levels rise to 40% of normal."),
+     "citation.missing", "summary", "error"),
+    ("monitoring in mechanism summary", "mechanism/drug-mechanism",
+     set_field(["summary"], "Your doctor will monitor your liver."), "citation.missing", "summary", "error"),
+    ("efficacy in article summary", "article/about-drug",
+     set_field(["summary"], "It reduces bleeding for years."), "citation.missing", "summary", "error"),
+    ("frequency in disclaimer", "article/about-drug",
+     set_field(["disclaimers"], ["Education only.", "Infusions are needed weekly."]),
+     "citation.missing", "disclaimers.1", "error"),
+    ("uncited package variant", "product/drug",
+     set_field(["package_variants"], [{"name": "Kit", "description": "Supplied in 10 mL vials."}]),
+     "citation.missing", "package_variants.0.description", "error"),
+    ("article without sources", "article/about-drug", set_field(["sources"], []), "citation.missing", "sources",
+     "error"),
+    ("no medical reviewer", "article/about-drug", drop("medical_reviewer"), "review.no_medical_reviewer",
+     "medical_reviewer", "error"),
+    ("never reviewed", "article/about-drug", lambda d: (d.pop("last_reviewed"), d.pop("next_review_due")),
+     "review.overdue", "last_reviewed", "error"),
+    ("reviewed over a year ago", "article/about-drug",
+     set_field(["last_reviewed"], "2025-04-01"), "review.overdue", "last_reviewed", "error"),
+    ("review due date passed", "article/about-drug", set_field(["next_review_due"], "2026-04-01"),
+     "review.due", "next_review_due", "warning"),
+    ("comparison in faq answer", "faq/drug-q1", set_field(["answer"], "Drug is Better Than Other."),
+     "claim.comparative", "answer", "error"),
+    ("comparison in relation basis", "product/drug",
+     set_field(["related", 0, "basis"], "Works as effective as otherase."),
+     "claim.comparative", "related.0.basis", "error"),
+    ("comparison in a translation", "faq/drug-q1",
+     set_field(["translations"], {"es-419": {"answer": "Drug is superior to Other (en inglés)."}}),
+     "claim.comparative", "translations.es-419.answer", "error"),
+    ("hard faq answer", "faq/drug-q1", set_field(["answer"], COMPLEX), "readability.grade", "answer", "warning"),
+    ("hard step body", "mechanism/drug-mechanism", set_field(["steps", 1, "body"], COMPLEX),
+     "readability.grade", "steps.1.body", "warning"),
+    ("missing condition", "product/drug", set_field(["conditions"], ["cond", "nope"]),
+     "reference.unresolved", "conditions.1", "error"),
+    ("missing cited source", "faq/drug-q2", set_field(["citations"], [{"source": "nowhere"}]),
+     "reference.unresolved", "citations.0.source", "error"),
+]
+
+
+def broken(key, change):
+    documents = clean_documents()
+    change(documents[key])
+    return documents
+
+
+@pytest.mark.parametrize("key, change, rule, field, severity", [case[1:] for case in CASES],
+                         ids=[case[0] for case in CASES])
+def test_rule_fires_and_names_the_field(key, change, rule, field, severity):
+    documents = broken(key, change)
+    if field != "sources":  # an empty sources list is schema-invalid; lint is only defensive about it
+        assert schema_errors(documents[key]) == []
+    found = [(f["rule"], f["field"], f["severity"]) for f in run(documents, key)]
+    assert (rule, field, severity) in found
+    assert RULES[rule][0] == severity
+
+
+def test_every_rule_has_a_firing_case():
+    assert {case[3] for case in CASES} == set(RULES)
+
+
+def test_clean_documents_have_no_findings():
+    documents = clean_documents()
+    for key, document in documents.items():
+        assert schema_errors(document) == [], key
+        assert run(documents, key) == [], key
+
+
+def test_minimal_documents_only_lack_medical_review():
+    documents = {f"{d['type']}/{d['id']}": d for d in minimal_documents()}
+    found = {(key, f["rule"]) for key in documents for f in run(documents, key)}
+    assert found == {("article/about-drug", "review.no_medical_reviewer"), ("article/about-drug", "review.overdue")}
+
+
+def test_review_messages_and_boundaries():
+    documents = clean_documents()
+    article = documents["article/about-drug"]
+    del article["last_reviewed"], article["next_review_due"]
+    (overdue,) = [f for f in run(documents, "article/about-drug") if f["rule"] == "review.overdue"]
+    assert "never reviewed" in overdue["message"].lower()
+    article["last_reviewed"] = "2025-04-02"  # exactly 365 days: still in date
+    assert not [f for f in run(documents, "article/about-drug") if f["rule"].startswith("review.")]
+    article["next_review_due"] = "2026-04-02"  # due today: not yet past
+    assert not [f for f in run(documents, "article/about-drug") if f["rule"].startswith("review.")]
+
+
+@pytest.mark.parametrize("text", [
+    "Hemophilia B is caused by a change in the F9 gene.",
+    "AAV5 carries the gene to the liver.",
+    "Talk to your treatment center about your care.",
+])
+def test_plain_uncited_text_is_not_a_clinical_claim(text):
+    documents = broken("product/drug", set_field(["summary"], text))
+    assert not [f for f in run(documents, "product/drug") if f["rule"] == "citation.missing"]
+
+
+def test_package_variant_with_citations_may_state_amounts():
+    variant = {"name": "Kit", "description": "Dose in mL = 2 × weight in kg.", "citations": [{"source": "src"}]}
+    documents = broken("product/drug", set_field(["package_variants"], [variant]))
+    assert run(documents, "product/drug") == []
+
+
+@pytest.mark.parametrize("text", ["A better option.", "Whether one is superior, ask.", "Betterthan nothing."])
+def test_comparatives_need_the_whole_phrase(text):
+    documents = broken("faq/drug-q1", set_field(["answer"], text))
+    assert run(documents, "faq/drug-q1") == []
+
+
+# --- readability -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word, count", [("the", 1), ("cake", 1), ("gene", 1), ("table", 2), ("rhythm", 1),
+                                         ("factor", 2), ("therapy", 3), ("half-life", 2), ("F9", 1)])
+def test_syllable_heuristic(word, count):
+    assert syllables(word) == count
+
+
+def test_simple_sentences_score_below_8_and_polysyllabic_above():
+    assert grade_level(SIMPLE) < 8
+    assert grade_level(COMPLEX) > 8
+
+
+def test_markdown_and_link_targets_are_not_words():
+    assert grade_level("**Simple** [words](https://example.org/hyperpolysyllabicization) _here_.") == \
+        grade_level("Simple words here.")
+
+
+def test_short_texts_are_not_graded_and_the_message_gives_one_decimal():
+    short = " ".join(COMPLEX.split()[:29])
+    assert not run(broken("faq/drug-q1", set_field(["answer"], short)), "faq/drug-q1")
+    (finding,) = run(broken("faq/drug-q1", set_field(["answer"], COMPLEX)), "faq/drug-q1")
+    assert f"{grade_level(COMPLEX):.1f}" in finding["message"]
+
+
+# --- the shipped content -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    documents = load_set([CONTENT]).documents
+    return {key: run(documents, key) for key in documents}
+
+
+def rules_found(shipped, rule):
+    return sorted((key, f["field"]) for key, findings in shipped.items() for f in findings if f["rule"] == rule)
+
+
+def test_shipped_content_makes_no_comparisons_and_every_reference_resolves(shipped):
+    assert rules_found(shipped, "claim.comparative") == []
+    assert rules_found(shipped, "reference.unresolved") == []
+
+
+def test_shipped_content_makes_no_uncited_clinical_claim(shipped):
+    assert rules_found(shipped, "citation.missing") == []
+
+
+def test_shipped_article_awaits_medical_review(shipped):
+    # The source article names an author but no medical reviewer and no review date.
+    article = shipped["article/how-does-hemgenix-work"]
+    assert {(f["rule"], f["field"]) for f in article} >= {("review.no_medical_reviewer", "medical_reviewer"),
+                                                           ("review.overdue", "last_reviewed")}
+
+
+# --- robustness and shape ----------------------------------------------------
+
+
+def test_lint_survives_documents_missing_optional_fields():
+    bare = {
+        "product/drug": {**envelope("product", "drug"), "name": "Drug", "non_proprietary_name": "drugamab",
+                         "product_type": "gene_therapy", "summary": "A drug.",
+                         "how_it_works": {"text": "It works.", "citations": [{"source": "src"}]},
+                         "classes": [{"system": "atc", "code": "B02BD16"}], "route": "intravenous",
+                         "conditions": ["cond"]},
+        "article/a": {**envelope("article", "a"), "headline": "H", "summary": "S.", "about": "drug",
+                      "author": "writer", "publisher": {"name": "Pub"}, "date_modified": "2026-04-02",
+                      "sources": ["src"]},
+        "mechanism/m": {**envelope("mechanism", "m"), "product": "drug", "title": "T", "summary": "S.",
+                        "steps": [{"position": 1, "title": "T", "body": "B.", "citations": [{"source": "src"}]}]},
+    }
+    for key, document in bare.items():
+        assert schema_errors(document) == [], key
+        for today in (TODAY, datetime.datetime(2026, 4, 2, 12, 0)):
+            assert isinstance(lint(document, lambda type_name, id_: None, today), list)
+    for key, document in clean_documents().items():
+        assert lint(document, lambda type_name, id_: None, TODAY) is not None
+
+
+def all_findings(shipped):
+    yield from shipped.values()
+    for _, key, change, *_ in CASES:
+        yield run(broken(key, change), key)
+
+
+def test_findings_are_sorted_and_match_rules(shipped):
+    assert all(severity in ("error", "warning") and description for severity, description in RULES.values())
+    for findings in all_findings(shipped):
+        assert findings == sorted(findings, key=lambda f: (f["field"], f["rule"]))
+        for finding in findings:
+            assert set(finding) == {"rule", "severity", "field", "message"}
+            assert finding["severity"] == RULES[finding["rule"]][0]
+            assert isinstance(finding["field"], str) and finding["message"]
