@@ -78,3 +78,94 @@ def test_a_publish_reaches_every_worker_within_a_second(server, content_db):
         assert body["question"].endswith("(updated)") and body["revision"] == 2
         seen += 1
     assert seen == 20
+
+
+def send(url, method, body, headers):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"{}")
+
+
+def race(count, call):
+    """Run `call(i)` from `count` threads released at the same moment; the server's workers are processes."""
+    import threading
+
+    barrier, results = threading.Barrier(count), [None] * count
+
+    def run(i):
+        barrier.wait()
+        results[i] = call(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+@pytest.fixture
+def secrets(content_db):
+    from api.keys import KeyStore
+
+    store = KeyStore(content_db)
+    return {name: store.create(role, name)[1] for name, role in
+            [("ann", "author"), ("abe", "author"), ("rita", "reviewer"), ("rob", "reviewer"), ("paul", "publisher")]}
+
+
+def bearer(secrets, who, etag=None):
+    return {"Authorization": f"Bearer {secrets[who]}", **({"If-Match": etag} if etag else {})}
+
+
+FAQ = "/v1/editorial/documents/faq/hemgenix-what-is-the-padua-variant"
+
+
+def test_racing_editors_with_one_etag_exactly_one_wins(server, secrets, content_db):
+    status, headers, _ = get(f"{server}{FAQ}", bearer(secrets, "ann"))
+    etag = headers["ETag"]
+    results = race(8, lambda i: send(f"{server}{FAQ}", "PATCH", {"question": f"Edit number {i}?"},
+                                     bearer(secrets, "ann" if i % 2 else "abe", etag)))
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [200] + [412] * 7, statuses
+    winner = next(body for status, _, body in results if status == 200)
+    assert [r.revision for r in Store(content_db).revisions("faq", "hemgenix-what-is-the-padua-variant")] == [1, 2]
+    assert Store(content_db).head("faq", "hemgenix-what-is-the-padua-variant").content["question"] == \
+        winner["document"]["question"]
+
+
+def test_racing_transitions_on_one_document_exactly_one_wins(server, secrets):
+    _, headers, _ = get(f"{server}{FAQ}", bearer(secrets, "ann"))
+    status, headers, _ = send(f"{server}{FAQ}", "PATCH", {"question": "What is the Padua variant of factor IX?"},
+                              bearer(secrets, "ann", headers["ETag"]))
+    etag = headers["ETag"]
+    assert send(f"{server}{FAQ}/transitions", "POST", {"action": "submit"}, bearer(secrets, "ann", etag))[0] == 200
+    results = race(8, lambda i: send(f"{server}{FAQ}/transitions", "POST",
+                                     {"action": "approve"} if i % 2 else {"action": "request_changes", "comment": "No."},
+                                     bearer(secrets, "rita" if i % 2 else "rob", etag)))
+    statuses = sorted(status for status, _, _ in results)
+    assert statuses == [200] + [409] * 7, statuses
+    _, _, audit = get(f"{server}/v1/editorial/audit?document=faq/hemgenix-what-is-the-padua-variant",
+                      bearer(secrets, "rita"))
+    assert len([e for e in json.loads(audit) if e["action"] in ("approve", "request_changes")]) == 1
+
+
+def test_serve_publishes_on_schedule_with_no_request(server, secrets):
+    import datetime
+
+    _, headers, _ = get(f"{server}{FAQ}", bearer(secrets, "ann"))
+    _, headers, _ = send(f"{server}{FAQ}", "PATCH", {"question": "What is the Padua variant, in short?"},
+                         bearer(secrets, "ann", headers["ETag"]))
+    etag = headers["ETag"]
+    send(f"{server}{FAQ}/transitions", "POST", {"action": "submit"}, bearer(secrets, "ann", etag))
+    send(f"{server}{FAQ}/transitions", "POST", {"action": "approve"}, bearer(secrets, "rita", etag))
+    when = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=1)).isoformat()
+    status, _, body = send(f"{server}{FAQ}/transitions", "POST", {"action": "publish", "publish_at": when},
+                           bearer(secrets, "paul", etag))
+    assert status == 200 and body["workflow"]["state"] == "approved"
+    time.sleep(3)  # no request in between: the server's own scheduler must act
+    delivered = json.loads(get(f"{server}/v1/faqs/hemgenix-what-is-the-padua-variant")[2])
+    assert delivered["question"] == "What is the Padua variant, in short?" and delivered["revision"] == 2
