@@ -244,21 +244,19 @@ class EditorialDocumentSchema(Schema):
     workflow = fields.Nested(WorkingDocumentSchema, required=True)
 
 
-class RevisionSummarySchema(Schema):
+class _RevisionFacts(Schema):
     revision = fields.Integer(required=True)
-    author = fields.String(required=True)
+    author = fields.String(required=True, metadata={"description": "name of the API key that wrote it"})
     at = fields.String(required=True)
     message = fields.String(required=True)
-    hash = fields.String(allow_none=True)
+    hash = fields.String(allow_none=True, metadata={"description": "content hash; null for a deletion"})
+
+
+class RevisionSummarySchema(_RevisionFacts):
     state = fields.String(required=True)
 
 
-class RevisionSchema(Schema):
-    revision = fields.Integer(required=True)
-    author = fields.String(required=True)
-    at = fields.String(required=True)
-    message = fields.String(required=True)
-    hash = fields.String(allow_none=True)
+class RevisionSchema(_RevisionFacts):
     document = fields.Dict(allow_none=True)
 
 
