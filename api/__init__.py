@@ -6,8 +6,10 @@ from pathlib import Path
 from flask import Flask, request, send_from_directory
 
 from .delivery import Delivery
-from .http import Api, finish_response
+from .draftmodel import DraftModel
+from .http import Api, KeyRequired, finish_response
 from .keys import KeyStore
+from .resources.auth import require_key
 from .readmodel import ReadModel
 from .store import Store
 from .workflow import Editorial
@@ -22,6 +24,7 @@ class Services:
     delivery: Delivery
     editorial: Editorial
     keys: KeyStore
+    preview: Delivery  # the same service over head revisions, drafts included
 
 
 def create_app(test_config=None):
@@ -53,20 +56,28 @@ def create_app(test_config=None):
 
     store = Store(Path(app.config["MEDKB_DB"]))
     model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
-    app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store), KeyStore(store.root))
+    app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store), KeyStore(store.root),
+                                       Delivery(DraftModel(store)))
 
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [KeyRequired()]})
     app.extensions["medkb.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                         "description": "An API key from `medkb keys create`."})
-    from .resources import DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS
+    from .resources import DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED
 
     for blueprint in DELIVERY_BLUEPRINTS + EDITORIAL_BLUEPRINTS + OPERATIONS_BLUEPRINTS:
         api.register_blueprint(blueprint)
+    # Preview is delivery again, over drafts: same code, same shapes, behind an API key.
+    for blueprint in PREVIEWED:
+        api.register_blueprint(blueprint, name=f"preview-{blueprint.name}",
+                               url_prefix=blueprint.url_prefix.replace("/v1/", "/v1/preview/", 1))
 
     @app.before_request
     def catch_up():
-        if request.path.startswith("/v1/"):
+        if request.blueprint and request.blueprint.startswith("preview-"):
+            require_key()
+            app.extensions["medkb"].preview.refresh()
+        elif request.path.startswith("/v1/"):
             app.extensions["medkb"].delivery.refresh()
 
     app.after_request(finish_response)

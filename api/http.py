@@ -6,6 +6,7 @@ from collections import OrderedDict
 import marshmallow
 
 import flask_smorest
+from apispec import BasePlugin
 from flask import Response, current_app, request
 from flask_smorest.etag import _get_etag_ctx
 from webargs.flaskparser import FlaskParser
@@ -93,6 +94,19 @@ def flatten_messages(messages):
         else:
             flat[location] = errors
     return flat
+
+
+class KeyRequired(BasePlugin):
+    """Documents, in one place, that every editorial and preview operation needs an API key
+    and may answer 401."""
+
+    PREFIXES = ("/v1/editorial", "/v1/preview")
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        if path and path.startswith(self.PREFIXES):
+            for operation in operations.values():
+                operation["security"] = [{"bearerAuth": []}]
+                operation.setdefault("responses", {})["401"] = "UNAUTHORIZED"
 
 
 class Api(flask_smorest.Api):

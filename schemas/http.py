@@ -51,13 +51,6 @@ class _DeliveryQuery(Schema):
                            metadata={"description": LOCALE_HELP})
 
 
-def preview_query(type_name):
-    """Preview takes the delivery options that need no other published document: fields, locale."""
-    fields_ = _NameList([n for n in DOCUMENT_SCHEMAS[type_name]().fields if n != "translations"],
-                        "fields (type and id are always returned)")
-    return type(f"{type_name.title()}PreviewQuery", (_DeliveryQuery,), {"fields": fields_})
-
-
 def delivery_query(type_name, extra=None):
     """The query schema of a delivery endpoint for documents of `type_name`: fields, include, locale."""
     attributes = {"fields": _NameList([n for n in DOCUMENT_SCHEMAS[type_name]().fields if n != "translations"],

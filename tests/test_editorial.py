@@ -88,6 +88,7 @@ def test_keys_cli_creates_lists_and_revokes(content_db, client):
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer mkb_nope"}, {"Authorization": "Basic abc"},
                                      {"Authorization": "Bearer"}, {"Authorization": "Bearer " + "x" * 5000}])
 @pytest.mark.parametrize("url", ["/v1/editorial/documents", "/v1/editorial/audit", "/v1/preview/products/hemgenix",
+                                 "/v1/preview/products", "/v1/preview/search?q=hemgenix",
                                  "/v1/editorial/documents/product/hemgenix/lint"])
 def test_missing_or_unknown_key_is_401_problem(client, keys, headers, url):
     response = client.get(url, headers=headers)
@@ -149,6 +150,8 @@ def test_draft_review_publish_story(client, keys):
     before = public_texts(client)
     etag = create_faq(client, keys)
     assert client.get("/v1/faqs/hemgenix-how-long-does-it-last").status_code == 404
+    preview = client.get("/v1/preview/faqs/hemgenix-how-long-does-it-last", headers=auth(keys, "rita"))
+    assert preview.status_code == 200 and preview.get_json()["revision"] == 1
 
     submitted = step(client, keys, "ann", "submit", etag)
     assert submitted.status_code == 200, submitted.get_json()
@@ -201,6 +204,16 @@ def test_draft_edit_to_published_hemgenix_stays_invisible_until_published(client
     assert client.get("/v1/search?q=xylophonic").get_json()["results"] == []
     preview = client.get("/v1/preview/products/hemgenix", headers=auth(keys, "rita"))
     assert "DRAFT XYLOPHONIC" in preview.get_json()["summary"] and preview.headers["Cache-Control"] == "private, no-store"
+    # Preview has every delivery shape: lists, include=, subresources, search, JSON-LD.
+    listed = client.get("/v1/preview/products?fields=summary", headers=auth(keys, "rita")).get_json()
+    assert any("XYLOPHONIC" in p["summary"] for p in listed)
+    embedded = client.get("/v1/preview/articles/how-does-hemgenix-work?include=about", headers=auth(keys, "rita"))
+    assert "XYLOPHONIC" in embedded.get_json()["included"]["about"]["summary"]
+    found = client.get("/v1/preview/search?q=xylophonic", headers=auth(keys, "rita")).get_json()["results"]
+    assert [r["id"] for r in found] == ["hemgenix"]
+    jsonld = client.get("/v1/preview/articles/how-does-hemgenix-work/jsonld", headers=auth(keys, "rita")).get_json()
+    assert "XYLOPHONIC" in jsonld["about"]["description"]
+    assert client.get("/v1/preview/products/hemgenix/faqs", headers=auth(keys, "rita")).status_code == 200
     etag = edited.headers["ETag"]
     assert step(client, keys, "ann", "submit", etag, path=path).status_code == 200
     assert step(client, keys, "rita", "approve", etag, path=path).status_code == 200

@@ -19,5 +19,3 @@ def require_key():
               headers={"WWW-Authenticate": 'Bearer realm="medkb"'})
     g.key = key
 
-
-BEARER = {"bearerAuth": []}

@@ -7,7 +7,8 @@ from ..http import public_response
 
 
 def delivery():
-    return current_app.extensions["medkb"].delivery
+    services = current_app.extensions["medkb"]
+    return services.preview if request.blueprint.startswith("preview-") else services.delivery
 
 
 def preferences(args):

@@ -11,13 +11,12 @@ from schemas.http import (AuditEntrySchema, AuditQuery, DiffQuery, DiffSchema, D
 from ..http import Blueprint
 from ..store import Conflict, InvalidDocument, NotFound, StoreError
 from ..workflow import WorkflowError, content_etag
-from .auth import BEARER, require_key
+from .auth import require_key
 
 blp = Blueprint("editorial", __name__, url_prefix="/v1/editorial",
                 description="Drafting, review and publication (API key needed; roles author, reviewer, "
                             "publisher, admin).")
 blp.before_request(require_key)
-SECURITY = [BEARER]
 
 
 def editorial():
@@ -72,7 +71,6 @@ class WorkingSet(MethodView):
     @blp.arguments(WorkingSetQuery(), location="query", as_kwargs=True)
     @blp.response(200, WorkingDocumentSchema(many=True))
     @blp.paginate()
-    @blp.doc(security=SECURITY)
     def get(self, pagination_parameters, type=None, status=None):
         """The working set: every document with its workflow state"""
         documents = editorial().working_set(type, status)
@@ -85,7 +83,6 @@ class WorkingSet(MethodView):
     @blp.response(201, EditorialDocumentSchema)
     @blp.problem(403, "role may not create")
     @blp.problem(409, "a document with this type and id exists")
-    @blp.doc(security=SECURITY)
     def post(self, content):
         """Create a draft (revision 1)"""
         answer(editorial().create, content, g.key, message=request.args.get("message", ""))
@@ -98,7 +95,6 @@ class WorkingDocument(MethodView):
     @blp.etag
     @blp.response(200, EditorialDocumentSchema)
     @blp.problem(404, "no such document")
-    @blp.doc(security=SECURITY)
     def get(self, type_name, id_):
         """The head revision (draft or published) with its workflow state"""
         return document_answer(type_name, id_)
@@ -108,7 +104,6 @@ class WorkingDocument(MethodView):
     @blp.response(200, EditorialDocumentSchema)
     @blp.problem(403, "role may not edit")
     @blp.problem(404, "no such document")
-    @blp.doc(security=SECURITY)
     def put(self, content, type_name, id_):
         """Replace the document: a new draft revision (needs If-Match)"""
         revision = expected_revision(type_name, id_)
@@ -120,7 +115,6 @@ class WorkingDocument(MethodView):
     @blp.response(200, EditorialDocumentSchema)
     @blp.problem(403, "role may not edit")
     @blp.problem(404, "no such document")
-    @blp.doc(security=SECURITY)
     def patch(self, patch, type_name, id_):
         """Change some fields (RFC 7386 JSON Merge Patch): a new draft revision (needs If-Match)"""
         revision = expected_revision(type_name, id_)
@@ -132,7 +126,6 @@ class WorkingDocument(MethodView):
 class Revisions(MethodView):
     @blp.response(200, RevisionSummarySchema(many=True))
     @blp.problem(404, "no such document")
-    @blp.doc(security=SECURITY)
     def get(self, type_name, id_):
         """Every revision: number, author, time, message, state"""
         return answer(editorial().revisions, type_name, id_)
@@ -142,7 +135,6 @@ class Revisions(MethodView):
 class OneRevision(MethodView):
     @blp.response(200, RevisionSchema)
     @blp.problem(404, "no such document or revision")
-    @blp.doc(security=SECURITY)
     def get(self, type_name, id_, number):
         """One revision, as it was written"""
         found = answer(editorial().revision, type_name, id_, number)
@@ -155,7 +147,6 @@ class Diff(MethodView):
     @blp.arguments(DiffQuery(), location="query")
     @blp.response(200, DiffSchema)
     @blp.problem(404, "no such document or revision")
-    @blp.doc(security=SECURITY)
     def get(self, query, type_name, id_):
         """Differences between two revisions: RFC 6902 JSON Patch and a field-by-field summary"""
         return answer(editorial().diff, type_name, id_, query["from_"], query["to"])
@@ -165,7 +156,6 @@ class Diff(MethodView):
 class Lint(MethodView):
     @blp.response(200, LintSchema)
     @blp.problem(404, "no such document")
-    @blp.doc(security=SECURITY)
     def get(self, type_name, id_):
         """Editorial checks on the head revision (errors block submit and publish)"""
         service = editorial()
@@ -187,7 +177,6 @@ class Transitions(MethodView):
     @blp.problem(409, "not allowed from the current state (the problem lists what is)")
     @blp.problem(412, "If-Match is stale")
     @blp.problem(428, "If-Match is missing")
-    @blp.doc(security=SECURITY)
     def post(self, body, type_name, id_):
         """Move the document through the workflow: submit, approve, request_changes, publish, unpublish,
         archive, restore (needs If-Match)"""
@@ -205,7 +194,6 @@ class Audit(MethodView):
     @blp.arguments(AuditQuery(), location="query", as_kwargs=True)
     @blp.response(200, AuditEntrySchema(many=True))
     @blp.paginate()
-    @blp.doc(security=SECURITY)
     def get(self, pagination_parameters, document=None, actor=None, since=None, until=None):
         """The audit log: every write and transition, oldest first"""
         entries = editorial().audit(document, actor, since, until)
