@@ -19,7 +19,7 @@ from .store import PUBLICATION_KINDS
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Published:
     document: dict
     body: bytes  # the document as JSON, serialized once
