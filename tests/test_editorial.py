@@ -9,7 +9,6 @@ import pytest
 
 from api import create_app
 from api.keys import KeyStore
-from api.store import Store
 from conftest import ROOT
 
 ROLES = ("author", "reviewer", "publisher", "admin")
