@@ -25,9 +25,8 @@ class DraftModel:
         if stamp == self._stamp:
             return
         documents = {type_name: {} for type_name in DOCUMENT_TYPES}
-        for state in self.store.states():
-            head = self.store.head(state.type, state.id)
-            if head is not None and not head.deleted:
+        for state, head, _ in self.store.entries():
+            if not head.deleted:
                 documents[state.type][state.id] = Published(head.content, orjson.dumps(head.content), head.hash,
                                                             head.revision)
         self._documents = {name: [table[id_] for id_ in sorted(table)] for name, table in documents.items()}

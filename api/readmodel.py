@@ -34,27 +34,29 @@ class ReadModel:
         self._lock = threading.Lock()
         self._documents = {type_name: {} for type_name in DOCUMENT_TYPES}
         self._sorted = {}
-        self.seq = 0
         self.version = 0  # bumps whenever the published set changes; caches key on it
+        # Stamp and number first: a commit landing during the scan is replayed by the next refresh.
         self._stamp = store.head_stamp()
         self._checked_at = time.monotonic()
         self.seq = store.last_seq()
         # The change that last published, unpublished or deleted each document: the feed
         # skips older ones, which a later change has superseded.
         self.last_publication_seq = {}
-        self._note_publications(store.changes(0, limit=None)[: self.seq])
-        for state in store.states():
-            if state.published:
-                self._load(state.type, state.id)
+        for state, _, published in store.entries():
+            if state.publication_seq:
+                self.last_publication_seq[(state.type, state.id)] = state.publication_seq
+            self._put(state.type, state.id, published)
 
-    def _load(self, type_name, id_):
-        revision = self.store.published(type_name, id_)
+    def _put(self, type_name, id_, revision):
         table = self._documents[type_name]
         if revision is None:
             table.pop(id_, None)
         else:
             table[id_] = Published(revision.content, orjson.dumps(revision.content), revision.hash, revision.revision)
         self._sorted.pop(type_name, None)
+
+    def _load(self, type_name, id_):
+        self._put(type_name, id_, self.store.published(type_name, id_))
 
     def refresh(self, force=False):
         """Catch up with commits made by any process. `force` after this process's own commits,

@@ -103,6 +103,7 @@ class DocumentState:
     deleted: bool
     workflow: dict = field(default_factory=dict)
     last_seq: int = 0
+    publication_seq: int = 0  # the change that last published, unpublished or deleted it
 
 
 def content_hash(document):
@@ -171,12 +172,13 @@ class Store:
 
     def state(self, type_name, id_):
         pointers, _ = self._read_document_file(type_name, id_)
-        return self._state(type_name, id_, pointers) if pointers else None
+        return self.state_from_pointers(type_name, id_, pointers) if pointers else None
 
     @staticmethod
-    def _state(type_name, id_, pointers):
+    def state_from_pointers(type_name, id_, pointers):
         return DocumentState(type_name, id_, pointers["head"], pointers.get("published"), pointers.get("deleted", False),
-                             pointers.get("workflow") or {}, pointers.get("last_seq", 0))
+                             pointers.get("workflow") or {}, pointers.get("last_seq", 0),
+                             pointers.get("publication_seq", 0))
 
     @staticmethod
     def _revision(type_name, id_, row):
@@ -211,6 +213,16 @@ class Store:
                 for path in sorted(folder.glob("*.json")):
                     yield name, path.stem
 
+    def entries(self, type_name=None):
+        """(state, head revision, published revision or None) of every document, one file read each."""
+        for name, id_ in self.keys(type_name):
+            pointers, revisions = self._read_document_file(name, id_)
+            if pointers:
+                published = pointers.get("published")
+                yield (self.state_from_pointers(name, id_, pointers),
+                       self._revision(name, id_, revisions[str(pointers["head"])]),
+                       self._revision(name, id_, revisions[str(published)]) if published else None)
+
     def states(self, type_name=None):
         for name, id_ in self.keys(type_name):
             state = self.state(name, id_)
@@ -232,7 +244,8 @@ class Store:
                 seq += 1
         return result
 
-    def _lookup_head(self, type_name, id_):
+    def lookup_head(self, type_name, id_):
+        """The live head document, or None: what references are checked against."""
         if type_name not in DOCUMENT_TYPES:
             return None
         head = self.head(type_name, id_)
@@ -246,7 +259,7 @@ class Store:
         document, errors = load_document(content)
         key = f"{document.get('type')}/{document.get('id')}"
         if not errors:
-            errors = reference_errors(document, lookup or self._lookup_head)
+            errors = reference_errors(document, lookup or self.lookup_head)
         if errors:
             raise InvalidDocument(key, errors)
         return document
@@ -279,7 +292,7 @@ class Store:
                 batch[(document["type"], document["id"])] = document
 
             def lookup(type_name, id_):
-                return batch.get((type_name, id_)) or self._lookup_head(type_name, id_)
+                return batch.get((type_name, id_)) or self.lookup_head(type_name, id_)
 
             for (type_name, id_), document in batch.items():
                 errors = reference_errors(document, lookup)
@@ -383,6 +396,8 @@ class Store:
         for name, value in pointer_changes.items():
             pointers[name] = number if value == "new" else value
         pointers["last_seq"] = seq
+        if kind in PUBLICATION_KINDS:
+            pointers["publication_seq"] = seq
         pointers_table.upsert(Document(pointers, doc_id=1))
         db.close()
         self._append_change(change)

@@ -171,7 +171,7 @@ class Editorial:
         return entries
 
     def lookup_head(self, type_name, id_):
-        return self.store._lookup_head(type_name, id_)
+        return self.store.lookup_head(type_name, id_)
 
     def lint(self, document):
         return lint(document, self.lookup_head, self.today())
@@ -233,15 +233,16 @@ class Editorial:
         state, head = self.head(type_name, id_)
         current = state_of(state)
 
-        def still(pointers):
-            # Re-checked under the store lock: another caller may have moved the state since we looked.
-            now = state_of(self.store._state(type_name, id_, pointers))
+        def allowed(now):
             if now not in rule.sources:
                 raise IllegalTransition(f"Cannot {action} a document that is {now}.", current=now,
                                         allowed=allowed_from(now))
 
-        still({"head": state.head, "published": state.published, "deleted": state.deleted,
-               "workflow": state.workflow})
+        def still(pointers):
+            # Re-checked under the store lock: another caller may have moved the state since we looked.
+            allowed(state_of(self.store.state_from_pointers(type_name, id_, pointers)))
+
+        allowed(current)
         details = self._details(key, from_revision=state.head, from_state=current, comment=comment)
 
         if action == "restore":
