@@ -33,8 +33,8 @@ def free_port():
 
 
 def build_store(root, products):
-    from api.knowledge import load_set
-    from api.store import Store
+    from api.knowledge.documents import load_set
+    from api.store.store import Store
 
     documents = list(load_set([ROOT / "content"]).documents.values())
     template = next(d for d in documents if d["id"] == "benefix")

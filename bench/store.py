@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.readmodel import ReadModel  # noqa: E402
-from api.store import Store  # noqa: E402
+from api.store.readmodel import ReadModel  # noqa: E402
+from api.store.store import Store  # noqa: E402
 from tests.conftest import minimal_documents  # noqa: E402
 
 

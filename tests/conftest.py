@@ -72,7 +72,7 @@ def kb_folder(tmp_path, documents):
 @pytest.fixture
 def store(tmp_path, documents):
     """A real store on disk holding the minimal knowledge base, published."""
-    from api.store import Store
+    from api.store.store import Store
 
     store = Store(tmp_path / "db")
     store.write_many(documents, actor="import", message="import", publish=True)
@@ -80,7 +80,7 @@ def store(tmp_path, documents):
 
 
 def import_documents(db, documents):
-    from api.store import Store
+    from api.store.store import Store
 
     Store(db, durable=False).write_many(documents, actor="import", message="import", publish=True)
     return db
@@ -89,14 +89,14 @@ def import_documents(db, documents):
 @pytest.fixture
 def content_db(tmp_path):
     """A store holding the shipped content set, published."""
-    from api.knowledge import load_set
+    from api.knowledge.documents import load_set
 
     return import_documents(tmp_path / "content-db", load_set([CONTENT]).documents.values())
 
 
 @pytest.fixture
 def app(content_db):
-    from api import create_app
+    from api.app import create_app
 
     return create_app({"MEDKB_DB": str(content_db), "TESTING": True})
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.store import Conflict, Store  # noqa: E402
+from api.store.store import Conflict, Store  # noqa: E402
 
 
 def main(store_path, name, count, log_path, *faq_ids):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from api.knowledge import load_set
+from api.knowledge.documents import load_set
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT / "content"

@@ -5,7 +5,7 @@ import json
 import brotli
 import pytest
 
-from api.store import Store
+from api.store.store import Store
 
 # (url, path template in openapi.yaml)
 ENDPOINTS = [
@@ -209,7 +209,7 @@ def test_no_compression_when_not_accepted_or_not_worth_it(client):
 
 @pytest.fixture
 def translated_client(tmp_path, documents):
-    from api import create_app
+    from api.app import create_app
     from conftest import import_documents
 
     faq = next(d for d in documents if d["id"] == "drug-q1")

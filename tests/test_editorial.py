@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from api import create_app
-from api.keys import KeyStore
+from api.app import create_app
+from api.store.keys import KeyStore
 from conftest import ROOT
 
 ROLES = ("author", "reviewer", "publisher", "admin")

@@ -1,8 +1,8 @@
 """The change feed: a consumer that replays it ends with exactly the published set."""
 import pytest
 
-from api import create_app
-from api.store import Store
+from api.app import create_app
+from api.store.store import Store
 
 
 def sync(client, state, cursor=None, limit=3):

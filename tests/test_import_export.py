@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from api.store import Store
+from api.store.store import Store
 from conftest import CONTENT, ROOT
 
 

@@ -5,8 +5,8 @@ import json
 import pytest
 from conftest import CONTENT
 
-from api.jsonld import _compact, article_jsonld
-from api.knowledge import load_set
+from api.services.jsonld import _compact, article_jsonld
+from api.knowledge.documents import load_set
 
 BASE = "https://api.example.org"
 ARTICLE = "how-does-hemgenix-work"

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from api.keys import ROLES, ApiKey, KeyStore, KeyStoreError
-from api.storage import StoreCorrupt
+from api.store.keys import ROLES, ApiKey, KeyStore, KeyStoreError
+from api.store.storage import StoreCorrupt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -208,12 +208,12 @@ def test_two_instances_on_one_folder_see_each_other(tmp_path):
 def test_a_key_created_and_revoked_by_another_process_is_seen(keys):
     keys.create("author", "warm-the-cache")
     assert keys.authenticate("mkb_" + "z" * 43) is None
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.keys import KeyStore;"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store.keys import KeyStore;"
               f"key, secret = KeyStore({str(keys.folder)!r}).create('publisher', 'remote'); print(secret)")
     secret = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout.strip()
     key = keys.authenticate(secret)
     assert (key.name, key.role) == ("remote", "publisher")
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.keys import KeyStore;"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store.keys import KeyStore;"
               f"KeyStore({str(keys.folder)!r}).revoke('remote')")
     subprocess.run([sys.executable, "-c", script], check=True)
     assert keys.authenticate(secret) is None
@@ -222,7 +222,7 @@ def test_a_key_created_and_revoked_by_another_process_is_seen(keys):
 WORKER = """
 import sys
 sys.path.insert(0, {root!r})
-from api.keys import KeyStore
+from api.store.keys import KeyStore
 store = KeyStore({folder!r})
 with open({out!r}, "w") as out:
     for i in range(25):

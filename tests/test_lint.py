@@ -4,8 +4,8 @@ import datetime
 
 import pytest
 
-from api.knowledge import load_set, schema_errors
-from api.lint import RULES, grade_level, lint, syllables
+from api.knowledge.documents import load_set, schema_errors
+from api.services.lint import RULES, grade_level, lint, syllables
 from conftest import CONTENT, envelope, minimal_documents
 
 TODAY = datetime.date(2026, 4, 2)

@@ -5,7 +5,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 
-from api.cli import openapi_yaml
+from api.cli.commands import openapi_yaml
 from conftest import ROOT
 
 

@@ -5,8 +5,8 @@ import re
 import pytest
 from conftest import CONTENT, envelope, minimal_documents
 
-from api.knowledge import load_set
-from api.search import SearchIndex
+from api.knowledge.documents import load_set
+from api.services.search import SearchIndex
 
 RESULT_KEYS = {"type", "id", "product", "title", "snippet", "score", "href"}
 EXTRA_KEYS = {"product": set(), "faq": set(), "mechanism_step": {"position"}, "mechanism_section": {"section"}}

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from api.store import Store
+from api.store.store import Store
 from conftest import ROOT
 
 
@@ -110,7 +110,7 @@ def race(count, call):
 
 @pytest.fixture
 def secrets(content_db):
-    from api.keys import KeyStore
+    from api.store.keys import KeyStore
 
     store = KeyStore(content_db)
     return {name: store.create(role, name)[1] for name, role in

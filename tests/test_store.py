@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from api.readmodel import ReadModel
-from api.storage import StoreCorrupt
-from api.store import Conflict, InvalidDocument, NotFound, Store, content_hash
+from api.store.readmodel import ReadModel
+from api.store.storage import StoreCorrupt
+from api.store.store import Conflict, InvalidDocument, NotFound, Store, content_hash
 from conftest import ROOT
 
 WORKER = ROOT / "tests" / "store_worker.py"
@@ -110,9 +110,9 @@ def test_change_sequence_is_gapless_and_survives_restart(store):
 
 
 def test_changes_span_segments(tmp_path, documents, monkeypatch):
-    import api.store
+    import api.store.store
 
-    monkeypatch.setattr(api.store, "SEGMENT_SIZE", 4)
+    monkeypatch.setattr(api.store.store, "SEGMENT_SIZE", 4)
     store = Store(tmp_path / "db")
     store.write_many(documents, actor="import", publish=True)
     assert len(list((tmp_path / "db" / "changes").glob("*.json"))) == 3
@@ -168,7 +168,7 @@ def test_read_model_serves_published_and_follows_other_processes(store):
     assert [p.document["id"] for p in model.all("faq")] == ["drug-q1", "drug-q2"]
     content = dict(faq(store), answer="Draft only.")
     # Another process commits a draft, then a publish, then a deletion.
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store import Store; s = Store({str(store.root)!r});"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store.store import Store; s = Store({str(store.root)!r});"
               f"import json; c = json.loads({json.dumps(json.dumps(content))});"
               "s.write(c, expected_revision=1, actor='x');")
     subprocess.run([sys.executable, "-c", script], check=True)
@@ -187,10 +187,10 @@ def test_read_model_serves_published_and_follows_other_processes(store):
 
 
 def test_read_model_sees_another_process_within_the_check_interval(store):
-    from api.readmodel import CHECK_INTERVAL
+    from api.store.readmodel import CHECK_INTERVAL
 
     model = ReadModel(store)
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store import Store; s = Store({str(store.root)!r});"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store.store import Store; s = Store({str(store.root)!r});"
               "s.delete('article', 'about-drug', expected_revision=1, actor='x')")
     subprocess.run([sys.executable, "-c", script], check=True)
     model.refresh()  # within the interval of the last check: may still answer from memory

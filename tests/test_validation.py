@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from api.knowledge import load_set
-from api.migrations import migrate
+from api.knowledge.documents import load_set
+from api.knowledge.migrations import migrate
 from conftest import ROOT, write_documents
 
 

@@ -31,8 +31,8 @@ from tinydb.table import Document
 
 from schemas import DOCUMENT_TYPES
 
-from .knowledge import load_document, reference_errors, references
-from .storage import AtomicJSONStorage, StoreCorrupt, read_json_file
+from api.knowledge.documents import load_document, reference_errors, references
+from api.store.storage import AtomicJSONStorage, StoreCorrupt, read_json_file
 
 SEGMENT_SIZE = 1000
 PUBLICATION_KINDS = ("publish", "unpublish", "delete")

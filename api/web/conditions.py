@@ -1,3 +1,3 @@
-from .documents import document_blueprint
+from api.web.documents import document_blueprint
 
 blp = document_blueprint("condition", "conditions", "Conditions the products treat.")

@@ -3,8 +3,8 @@ from flask.views import MethodView
 
 from schemas.http import VIEWS, delivery_query
 
-from ..http import Blueprint
-from .common import delivery, published, send_one, send_page
+from api.web.smorest import Blueprint
+from api.web.common import delivery, published, send_one, send_page
 
 
 

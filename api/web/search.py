@@ -3,9 +3,9 @@ from flask.views import MethodView
 
 from schemas.http import SearchQuery, SearchResponseSchema
 
-from ..delivery import fingerprint
-from ..http import Blueprint, public_response
-from .common import delivery
+from api.services.delivery import fingerprint
+from api.web.smorest import Blueprint, public_response
+from api.web.common import delivery
 
 blp = Blueprint("search", __name__, url_prefix="/v1/search", description="Search across published content.")
 

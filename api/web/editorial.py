@@ -8,10 +8,10 @@ from schemas.http import (AuditEntrySchema, AuditQuery, DiffQuery, DiffSchema, D
                           EditorialDocumentSchema, LintSchema, MergePatchSchema, RevisionSchema,
                           RevisionSummarySchema, TransitionSchema, WorkingDocumentSchema, WorkingSetQuery)
 
-from ..http import Blueprint
-from ..store import Conflict, InvalidDocument, NotFound, StoreError
-from ..workflow import WorkflowError, content_etag
-from .auth import require_key
+from api.web.smorest import Blueprint
+from api.store.store import Conflict, InvalidDocument, NotFound, StoreError
+from api.services.workflow import WorkflowError, content_etag
+from api.web.auth import require_key
 
 blp = Blueprint("editorial", __name__, url_prefix="/v1/editorial",
                 description="Drafting, review and publication (API key needed; roles author, reviewer, "

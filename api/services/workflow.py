@@ -11,8 +11,8 @@ import jsonpatch
 
 from schemas import DOCUMENT_TYPES as TYPES
 
-from .lint import lint
-from .store import Conflict, InvalidDocument, NotFound, now_iso
+from api.services.lint import lint
+from api.store.store import Conflict, InvalidDocument, NotFound, now_iso
 
 DRAFT, IN_REVIEW, APPROVED, PUBLISHED, UNPUBLISHED, ARCHIVED, DELETED = (
     "draft", "in_review", "approved", "published", "unpublished", "archived", "deleted")
@@ -298,7 +298,7 @@ class Editorial:
 
     def publish_due(self, now=None):
         """Publish every approved document whose publish_at has come. Returns the changes made."""
-        from .keys import ApiKey
+        from api.store.keys import ApiKey
 
         now = now or datetime.datetime.now(datetime.UTC)
         scheduler = ApiKey(id="scheduler", name="scheduler", role="publisher", created_at="", revoked_at=None)

@@ -3,10 +3,10 @@ from flask.views import MethodView
 
 from schemas.http import VIEWS, MechanismQuery, ProductQuery, RelatedProductSchema, delivery_query
 
-from ..delivery import fingerprint
-from ..http import public_response
-from .common import delivery, published, send_one, send_page
-from .documents import document_blueprint
+from api.services.delivery import fingerprint
+from api.web.smorest import public_response
+from api.web.common import delivery, published, send_one, send_page
+from api.web.documents import document_blueprint
 
 blp = document_blueprint(
     "product", "products", "Medicines: names, classes, dosing, risks, and how they relate.", list_query=ProductQuery,

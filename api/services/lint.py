@@ -10,7 +10,7 @@ review, comparisons between products, hard-to-read text and dangling references.
 import datetime
 import re
 
-from .knowledge import reference_errors
+from api.knowledge.documents import reference_errors
 
 RULES = {
     "citation.missing": ("error", "A clinical claim in a text field that has no citations of its own."),

@@ -4,7 +4,7 @@ from pathlib import Path
 import orjson
 from tinydb.storages import Storage
 
-from .files import atomic_write
+from api.store.files import atomic_write
 
 
 class StoreCorrupt(RuntimeError):

@@ -7,7 +7,7 @@ import orjson
 
 from schemas import DOCUMENT_TYPES
 
-from .readmodel import Published
+from api.store.readmodel import Published
 
 
 class DraftModel:

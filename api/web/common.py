@@ -2,8 +2,8 @@
 from flask import current_app, request
 from flask_smorest import abort
 
-from ..delivery import NotPublished
-from ..http import public_response
+from api.services.delivery import NotPublished
+from api.web.smorest import public_response
 
 
 def delivery():

@@ -6,13 +6,13 @@ from pathlib import Path
 import click
 import orjson
 
-from .files import atomic_write
-from .knowledge import (DocumentFileError, canonical_bytes, content_path, json_files, load_document, load_set,
+from api.store.files import atomic_write
+from api.knowledge.documents import (DocumentFileError, canonical_bytes, content_path, json_files, load_document, load_set,
                         read_document_file)
-from .storage import StoreCorrupt
-from .store import StoreError
+from api.store.storage import StoreCorrupt
+from api.store.store import StoreError
 
-from . import DEFAULT_STORE
+from api.app import DEFAULT_STORE, create_app
 
 
 def fail(message):
@@ -25,7 +25,7 @@ def store_path():
 
 
 def open_store():
-    from .store import Store
+    from api.store.store import Store
 
     return Store(store_path())
 
@@ -112,7 +112,7 @@ def migrate(paths):
 @click.option("--out", type=click.Path(path_type=Path), default=Path("schemas/json"), show_default=True)
 def schema(out):
     """Write a JSON Schema per document type, for validation in editors."""
-    from .jsonschema import document_json_schemas
+    from api.knowledge.jsonschema import document_json_schemas
 
     out.mkdir(parents=True, exist_ok=True)
     for type_name, json_schema in document_json_schemas().items():
@@ -186,7 +186,7 @@ def check():
 
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
-    from .workflow import Editorial
+    from api.services.workflow import Editorial
 
     editorial = Editorial(open_store())
     while not stop.is_set():
@@ -213,7 +213,7 @@ def worker(interval, once):
     stop = threading.Event()
     if once:
         stop.set()
-        from .workflow import Editorial
+        from api.services.workflow import Editorial
 
         changes = Editorial(open_store()).publish_due()
         click.echo(f"{len(changes)} scheduled publish(es) done.")
@@ -234,7 +234,7 @@ def keys():
 @click.option("--name", required=True, help="Who the key is for; named in the audit log.")
 def keys_create(role, name):
     """Create a key and print it, alone, on standard output. It is shown only this once."""
-    from .keys import KeyStore, KeyStoreError
+    from api.store.keys import KeyStore, KeyStoreError
 
     try:
         key, secret = KeyStore(store_path()).create(role, name)
@@ -247,7 +247,7 @@ def keys_create(role, name):
 @keys.command("list")
 def keys_list():
     """Every key: id, name, role, created, revoked."""
-    from .keys import KeyStore
+    from api.store.keys import KeyStore
 
     for key in KeyStore(store_path()).list():
         click.echo(f"{key.id}\t{key.name}\t{key.role}\t{key.created_at}\t{key.revoked_at or '-'}")
@@ -257,7 +257,7 @@ def keys_list():
 @click.argument("name_or_id")
 def keys_revoke(name_or_id):
     """Revoke a key by name or id; it stops working at once."""
-    from .keys import KeyStore, KeyStoreError
+    from api.store.keys import KeyStore, KeyStoreError
 
     try:
         key = KeyStore(store_path()).revoke(name_or_id)
@@ -270,7 +270,7 @@ def openapi_yaml():
     """The OpenAPI document, as generated from the code. Needs no store: it opens an empty one."""
     import tempfile
 
-    from . import create_app
+
 
     with tempfile.TemporaryDirectory() as scratch:
         app = create_app({"MEDKB_DB": scratch})
@@ -295,7 +295,7 @@ def serve(host, port, workers, access_log):
     """Serve the API with gunicorn: several worker processes, each with its own read model."""
     from gunicorn.app.base import BaseApplication
 
-    from . import create_app
+
 
     open_store()  # fail here, in one clear line, rather than in every worker
 

@@ -2,11 +2,11 @@ import orjson
 from flask import current_app, request
 from flask.views import MethodView
 
-from ..delivery import fingerprint
-from ..http import public_response
-from ..jsonld import article_jsonld
-from .common import delivery, published
-from .documents import document_blueprint
+from api.services.delivery import fingerprint
+from api.web.smorest import public_response
+from api.services.jsonld import article_jsonld
+from api.web.common import delivery, published
+from api.web.documents import document_blueprint
 
 blp = document_blueprint("article", "articles", "Explainer pages, with their mechanism, FAQs and sources.")
 

@@ -9,7 +9,7 @@ import orjson
 
 from schemas import DEFAULT_LOCALE
 
-from .store import PUBLICATION_KINDS
+from api.store.store import PUBLICATION_KINDS
 
 
 # include= names whose document type differs from the name.
@@ -227,7 +227,7 @@ class Delivery:
     # --- search ----------------------------------------------------------------
 
     def search(self, query, types=None, limit=10):
-        from .search import SearchIndex
+        from api.services.search import SearchIndex
 
         if self._search_version != self.model.version:
             self._search = SearchIndex(entry.document for type_name in ("product", "mechanism", "faq")

@@ -4,9 +4,9 @@ from flask_smorest import abort
 
 from schemas.http import FeedQuery, FeedResponseSchema
 
-from ..delivery import CursorAhead, fingerprint
-from ..http import Blueprint, public_response
-from .common import delivery
+from api.services.delivery import CursorAhead, fingerprint
+from api.web.smorest import Blueprint, public_response
+from api.web.common import delivery
 
 blp = Blueprint("feed", __name__, url_prefix="/v1/feed", description="Changes to published content, in order.")
 

@@ -3,8 +3,8 @@ from flask.views import MethodView
 
 from schemas.http import HealthSchema
 
-from ..http import Blueprint
-from ..storage import StoreCorrupt
+from api.web.smorest import Blueprint
+from api.store.storage import StoreCorrupt
 
 blp = Blueprint("operations", __name__, description="Liveness and readiness.")
 

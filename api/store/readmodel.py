@@ -14,7 +14,7 @@ import orjson
 
 from schemas import DOCUMENT_TYPES
 
-from .store import PUBLICATION_KINDS
+from api.store.store import PUBLICATION_KINDS
 
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
 

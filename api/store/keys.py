@@ -25,7 +25,7 @@ from pathlib import Path
 from filelock import FileLock
 from tinydb import TinyDB
 
-from .storage import AtomicJSONStorage, StoreCorrupt
+from api.store.storage import AtomicJSONStorage, StoreCorrupt
 
 __all__ = ["ROLES", "ApiKey", "KeyStore", "KeyStoreError", "StoreCorrupt", "SECRET_PREFIX"]
 

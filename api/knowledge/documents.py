@@ -11,7 +11,7 @@ import orjson
 
 from schemas import DOCUMENT_SCHEMAS, FOLDER_TYPES, REFERENCES, TYPE_FOLDERS
 
-from .migrations import UnknownFormat, migrate
+from api.knowledge.migrations import UnknownFormat, migrate
 
 _SCHEMAS = {type_name: cls() for type_name, cls in DOCUMENT_SCHEMAS.items()}
 
