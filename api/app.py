@@ -1,4 +1,4 @@
-"""medkb's Flask application."""
+"""The app factory: configuration, the services every request uses, and the web layer on top."""
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,13 +6,18 @@ from pathlib import Path
 from flask import Flask, request, send_from_directory
 
 from api.services.delivery import Delivery
+from api.services.workflow import Editorial
 from api.store.draftmodel import DraftModel
-from api.web.smorest import Api, KeyRequired, finish_response
 from api.store.keys import KeyStore
-from api.web.auth import require_key
 from api.store.readmodel import ReadModel
 from api.store.store import Store
-from api.services.workflow import Editorial
+from api.web import DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED
+from api.web.auth import require_key
+from api.web.caching import finish_response
+from api.web.context import services
+from api.web.converters import register_converters
+from api.web.errors import register_error_handlers
+from api.web.smorest import Api, KeyRequired
 
 DEFAULT_STORE = "var/medkb"
 
@@ -48,7 +53,9 @@ def create_app(test_config=None):
         OPENAPI_SWAGGER_UI_CONFIG={"validatorUrl": None},
         API_SPEC_OPTIONS={
             "info": {"description": "Medication explainer content: published reads for the CMS feed and the "
-                                    "mobile app. Errors are RFC 9457 problem+json."},
+                                    "mobile app, and the editorial workflow behind them. Errors are RFC 9457 "
+                                    "problem+json."},
+            "servers": [{"url": "/", "description": "this server"}],
         },
     )
     if test_config:
@@ -63,8 +70,8 @@ def create_app(test_config=None):
     app.extensions["medkb.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                         "description": "An API key from `medkb keys create`."})
-    from api.web import DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED
-
+    register_converters(app, api)
+    register_error_handlers(app)
     for blueprint in DELIVERY_BLUEPRINTS + EDITORIAL_BLUEPRINTS + OPERATIONS_BLUEPRINTS:
         api.register_blueprint(blueprint)
     # Preview is delivery again, over drafts: same code, same shapes, behind an API key.
@@ -76,9 +83,9 @@ def create_app(test_config=None):
     def catch_up():
         if request.blueprint and request.blueprint.startswith("preview-"):
             require_key()
-            app.extensions["medkb"].preview.refresh()
+            services().preview.refresh()
         elif request.path.startswith("/v1/"):
-            app.extensions["medkb"].delivery.refresh()
+            services().delivery.refresh()
 
     app.after_request(finish_response)
 

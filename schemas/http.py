@@ -1,6 +1,8 @@
 """Schemas of HTTP query strings and response bodies (documents themselves are in documents.py)."""
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates
 
+from api.services.workflow import ACTIONS, DELETED, STATES
+
 from .documents import DOCUMENT_SCHEMAS, PRODUCT_TYPES
 from .fields import BCP47_PATTERN, SLUG_PATTERN, Slug
 
@@ -200,11 +202,17 @@ class MergePatchSchema(Schema):
         unknown = INCLUDE
 
 
-TRANSITION_ACTIONS = ("submit", "approve", "request_changes", "publish", "unpublish", "archive", "restore")
+class WriteQuery(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    message = fields.String(load_default="", validate=validate.Length(max=2000), metadata={
+        "description": "A revision message, recorded in the history and the audit log."})
 
 
 class TransitionSchema(Schema):
-    action = fields.String(required=True, validate=validate.OneOf(TRANSITION_ACTIONS))
+    action = fields.String(required=True, validate=validate.OneOf(ACTIONS), metadata={
+        "description": "The workflow step to take."})
     comment = fields.String(validate=validate.Length(max=2000), metadata={"description": "required for request_changes"})
     publish_at = fields.AwareDateTime(format="iso", metadata={"description": "publish: schedule for this time"})
     revision = fields.Integer(strict=True, validate=validate.Range(min=1), metadata={
@@ -225,8 +233,7 @@ class WorkingSetQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    status = fields.String(validate=validate.OneOf(
-        ("draft", "in_review", "approved", "published", "unpublished", "archived", "deleted")))
+    status = fields.String(validate=validate.OneOf((*STATES, DELETED)))
     type = fields.String(validate=validate.OneOf(tuple(DOCUMENT_SCHEMAS)))
 
 
@@ -294,7 +301,9 @@ class AuditQuery(Schema):
 class AuditEntrySchema(Schema):
     seq = fields.Integer(required=True)
     at = fields.String(required=True)
-    actor = fields.String(required=True)
+    actor = fields.String(required=True, metadata={"description": "the name of the API key"})
+    key_id = fields.String(allow_none=True, metadata={
+        "description": "the API key's stable id: tells apart keys that once had the same name"})
     role = fields.String(allow_none=True)
     kind = fields.String(required=True)
     action = fields.String(allow_none=True)

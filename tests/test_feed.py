@@ -57,8 +57,12 @@ def test_deltas_bring_upserts_and_tombstones_in_order_and_never_drafts(feed_clie
     cursor, _ = sync(feed_client, state)
     store = Store(db)
     store.write(dict(faq_content(store), answer="A draft nobody may see."), expected_revision=1, actor="ann")
-    draft_page = feed_client.get(f"/v1/feed?since={cursor}").get_json()
-    assert draft_page["changes"] == [] and int(draft_page["next_cursor"]) > int(cursor)
+    draft_response = feed_client.get(f"/v1/feed?since={cursor}")
+    draft_page = draft_response.get_json()
+    # A draft moves nothing public: no change, the same cursor, the same tag.
+    assert draft_page["changes"] == [] and draft_page["next_cursor"] == cursor
+    assert feed_client.get(f"/v1/feed?since={cursor}", headers={
+        "If-None-Match": draft_response.headers["ETag"]}).status_code == 304
 
     store.set_pointers("faq", "drug-q1", expected_revision=2, changes={"published": 2}, kind="publish", actor="pub")
     store.delete("article", "about-drug", expected_revision=1, actor="pub")

@@ -18,10 +18,10 @@ def test_openapi_document_is_valid(openapi_spec):
 
 
 def test_every_delivery_path_in_the_design_is_served(openapi_spec):
-    design = ["/v1/products", "/v1/products/{id_}", "/v1/products/{id_}/mechanism", "/v1/products/{id_}/faqs",
-              "/v1/products/{id_}/related", "/v1/conditions", "/v1/conditions/{id_}", "/v1/articles",
-              "/v1/articles/{id_}", "/v1/articles/{id_}/jsonld", "/v1/faqs", "/v1/sources/{id_}",
-              "/v1/people/{id_}", "/v1/search", "/v1/feed", "/healthz", "/readyz"]
+    design = ["/v1/products", "/v1/products/{id}", "/v1/products/{id}/mechanism", "/v1/products/{id}/faqs",
+              "/v1/products/{id}/related", "/v1/conditions", "/v1/conditions/{id}", "/v1/articles",
+              "/v1/articles/{id}", "/v1/articles/{id}/jsonld", "/v1/faqs", "/v1/sources/{id}",
+              "/v1/people/{id}", "/v1/search", "/v1/feed", "/healthz", "/readyz"]
     assert set(design) <= set(openapi_spec["paths"])
 
 

@@ -1,18 +1,22 @@
 """The `medkb` command line. Errors are one line each (file, field, message), never a traceback."""
 import os
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import click
 import orjson
 
-from api.store.files import atomic_write
-from api.knowledge.documents import (DocumentFileError, canonical_bytes, content_path, json_files, load_document, load_set,
-                        read_document_file)
-from api.store.storage import StoreCorrupt
-from api.store.store import StoreError
-
 from api.app import DEFAULT_STORE, create_app
+from api.knowledge.documents import (DocumentFileError, canonical_bytes, content_path, json_files, load_document,
+                                     load_set, read_document_file)
+from api.knowledge.jsonschema import document_json_schemas
+from api.services.workflow import Editorial
+from api.store.files import atomic_write
+from api.store.keys import ROLES, KeyStore, KeyStoreError
+from api.store.storage import StoreCorrupt
+from api.store.store import Store, StoreError
 
 
 def fail(message):
@@ -25,8 +29,6 @@ def store_path():
 
 
 def open_store():
-    from api.store.store import Store
-
     return Store(store_path())
 
 
@@ -112,8 +114,6 @@ def migrate(paths):
 @click.option("--out", type=click.Path(path_type=Path), default=Path("schemas/json"), show_default=True)
 def schema(out):
     """Write a JSON Schema per document type, for validation in editors."""
-    from api.knowledge.jsonschema import document_json_schemas
-
     out.mkdir(parents=True, exist_ok=True)
     for type_name, json_schema in document_json_schemas().items():
         target = out / f"{type_name}.schema.json"
@@ -186,8 +186,6 @@ def check():
 
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
-    from api.services.workflow import Editorial
-
     editorial = Editorial(open_store())
     while not stop.is_set():
         for change in editorial.publish_due():
@@ -198,8 +196,6 @@ def run_scheduler(stop, interval=1.0):
 def start_scheduler(server):
     # In gunicorn's master process, which lives as long as the server: scheduled publishes fire
     # even when no request comes in, once, whatever the number of workers.
-    import threading
-
     threading.Thread(target=run_scheduler, args=(threading.Event(),), daemon=True, name="scheduler").start()
 
 
@@ -208,13 +204,9 @@ def start_scheduler(server):
 @click.option("--once", is_flag=True, help="Publish what is due now, then exit.")
 def worker(interval, once):
     """Publish scheduled documents when they fall due (`medkb serve` runs this itself)."""
-    import threading
-
     stop = threading.Event()
     if once:
         stop.set()
-        from api.services.workflow import Editorial
-
         changes = Editorial(open_store()).publish_due()
         click.echo(f"{len(changes)} scheduled publish(es) done.")
         return
@@ -230,12 +222,10 @@ def keys():
 
 
 @keys.command("create")
-@click.option("--role", required=True, type=click.Choice(["author", "reviewer", "publisher", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--name", required=True, help="Who the key is for; named in the audit log.")
 def keys_create(role, name):
     """Create a key and print it, alone, on standard output. It is shown only this once."""
-    from api.store.keys import KeyStore, KeyStoreError
-
     try:
         key, secret = KeyStore(store_path()).create(role, name)
     except KeyStoreError as error:
@@ -247,8 +237,6 @@ def keys_create(role, name):
 @keys.command("list")
 def keys_list():
     """Every key: id, name, role, created, revoked."""
-    from api.store.keys import KeyStore
-
     for key in KeyStore(store_path()).list():
         click.echo(f"{key.id}\t{key.name}\t{key.role}\t{key.created_at}\t{key.revoked_at or '-'}")
 
@@ -257,8 +245,6 @@ def keys_list():
 @click.argument("name_or_id")
 def keys_revoke(name_or_id):
     """Revoke a key by name or id; it stops working at once."""
-    from api.store.keys import KeyStore, KeyStoreError
-
     try:
         key = KeyStore(store_path()).revoke(name_or_id)
     except KeyStoreError as error:
@@ -268,8 +254,6 @@ def keys_revoke(name_or_id):
 
 def openapi_yaml():
     """The OpenAPI document, as generated from the code. Needs no store: it opens an empty one."""
-    import tempfile
-
 
 
     with tempfile.TemporaryDirectory() as scratch:

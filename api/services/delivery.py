@@ -9,20 +9,13 @@ import orjson
 
 from schemas import DEFAULT_LOCALE
 
+from api.services.errors import CursorAhead, NotPublished
 from api.store.store import PUBLICATION_KINDS
 
 
 # include= names whose document type differs from the name.
 REFERENCE_TARGETS = {"about": "product", "author": "person", "medical_reviewer": "person", "faqs": "faq",
                      "sources": "source", "conditions": "condition"}
-
-
-class NotPublished(LookupError):
-    """No published document answers this address."""
-
-
-class CursorAhead(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -32,10 +25,9 @@ class Rendered:
     locale: str
 
 
-def fingerprint(*parts):
-    """A short stable hash of plain values (str, int, lists, tuples). repr, not JSON: a query
-    can carry integers too large for orjson, and a tag must never fail."""
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+def body_tag(body: bytes):
+    """The entity tag of response bytes: identical bytes get an identical tag in every process."""
+    return hashlib.sha256(body).hexdigest()[:32]
 
 
 def pick_locale(document, preferences):
@@ -196,33 +188,32 @@ class Delivery:
                 "product": product}
 
     def view(self, entry, fields=None, include=None, preferences=()):
-        """(document as a dict, chosen locale, the etags it depends on)."""
+        """(document as a dict, chosen locale)."""
         locale = pick_locale(entry.document, preferences)
         document = sparse(localized(entry.document, locale), fields)
-        depends = [entry.etag]
         if include:
             document = dict(document, included=self.included(entry, include, preferences))
-            depends.append(self.model.seq)
-        return document, locale, depends
+        return document, locale
 
     def render(self, entry, fields=None, include=None, preferences=()):
         """One document as response bytes. The common case (no options, own locale) is the
-        pre-serialized body: no work per request."""
+        pre-serialized body: no work per request. Otherwise the tag is the bytes' own hash, so it
+        moves only when what is delivered moves."""
         if not fields and not include and pick_locale(entry.document, preferences) == entry.document["locale"] \
                 and "translations" not in entry.document:
             return Rendered(entry.body, entry.etag, entry.document["locale"])
-        document, locale, depends = self.view(entry, fields, include, preferences)
-        return Rendered(orjson.dumps(document), fingerprint(depends, fields, include, locale), locale)
+        document, locale = self.view(entry, fields, include, preferences)
+        body = orjson.dumps(document)
+        return Rendered(body, body_tag(body), locale)
 
     def render_list(self, entries, fields=None, include=None, preferences=(), extra=None):
-        views, locales, depends = [], set(), []
+        views, locales = [], set()
         for entry in entries:
-            document, locale, entry_depends = self.view(entry, fields, include, preferences)
+            document, locale = self.view(entry, fields, include, preferences)
             views.append(document)
             locales.add(locale)
-            depends.extend(entry_depends)
-        return Rendered(orjson.dumps(views), fingerprint(depends, fields, include, sorted(locales), extra),
-                        ", ".join(sorted(locales)) or DEFAULT_LOCALE)
+        body = orjson.dumps(views)
+        return Rendered(body, body_tag(body + repr(extra).encode()), ", ".join(sorted(locales)) or DEFAULT_LOCALE)
 
     # --- search ----------------------------------------------------------------
 
@@ -242,9 +233,10 @@ class Delivery:
         one for the same document is skipped, so replaying from the start ends with exactly the
         published set and never carries a superseded version. Documents come from the read
         model, so the feed shows what delivery shows."""
-        head = self.model.seq
-        if since > head:
-            raise CursorAhead(f"Cursor {since} is ahead of this store (at {head}); sync again from the start.")
+        if since > self.model.seq:
+            raise CursorAhead(f"Cursor {since} is ahead of this store (at {self.model.seq}); sync again from the start.")
+        # Cursors stop at publication changes only, so a draft edit moves no cursor and no tag.
+        head = self.model.published_seq
         latest = self.model.last_publication_seq
         entries, cursor = [], since
         while len(entries) < limit and cursor < head:

@@ -3,61 +3,121 @@
 No Flask here. Every change goes through the store, which records it in the change sequence with
 who did it, in what role, from and to which revision and state, and why: that is the audit log.
 Each transition is checked again under the store's lock, so of two racing callers exactly one wins.
+
+TRANSITIONS is the whole state machine: for each action, the states it starts from, the state it
+ends in, the roles that may take it, the guards that must pass and the effect on the document's
+pointers. Actions, states and roles everywhere else (HTTP schemas, the CLI) derive from it.
 """
 import datetime
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import jsonpatch
 
 from schemas import DOCUMENT_TYPES as TYPES
 
+from api.services.errors import AlreadyExists, Blocked, DomainError, Forbidden, IllegalTransition, StaleWrite
 from api.services.lint import lint
-from api.store.store import Conflict, InvalidDocument, NotFound, now_iso
+from api.store.clock import now_iso
+from api.store.keys import ROLES, ApiKey
+from api.store.store import Conflict, InvalidDocument, NotFound
 
 DRAFT, IN_REVIEW, APPROVED, PUBLISHED, UNPUBLISHED, ARCHIVED, DELETED = (
     "draft", "in_review", "approved", "published", "unpublished", "archived", "deleted")
 STATES = (DRAFT, IN_REVIEW, APPROVED, PUBLISHED, UNPUBLISHED, ARCHIVED)
+AUTHORS, REVIEWERS, PUBLISHERS = frozenset({"author", "admin"}), frozenset({"reviewer", "admin"}), \
+    frozenset({"publisher", "admin"})
+assert AUTHORS | REVIEWERS | PUBLISHERS == set(ROLES)
+
+
+@dataclass
+class Step:
+    """What a transition works on: the document as it is, who asks, and what they sent."""
+
+    state: object  # the store's DocumentState
+    head: object  # the head Revision
+    key: ApiKey
+    comment: str | None
+    publish_at: str | None
+    workflow: dict = field(default_factory=dict)  # the new workflow record, built by the effect
+    pointers: dict = field(default_factory=dict)  # pointer changes, built by the effect
+    kind: str = "transition"  # how the change sequence records it (publish/unpublish feed the public feed)
+
+
+# --- guards: raise to refuse ----------------------------------------------------
+
+def needs_comment(editorial, step):
+    if not (step.comment or "").strip():
+        raise Blocked("Say what needs to change: a comment is required.", errors={"comment": ["Required."]})
+
+
+def lint_clean(editorial, step):
+    errors = [finding for finding in editorial.lint(step.head.content) if finding["severity"] == "error"]
+    if errors:
+        raise Blocked("Lint errors block this step.", findings=errors)
+
+
+def not_own_revision(editorial, step):
+    if step.head.actor == step.key.name:
+        raise Forbidden("A reviewer cannot approve a revision they wrote.")
+
+
+def approved_is_head(editorial, step):
+    approved = step.state.workflow.get("approved") or {}
+    if approved.get("revision") != step.head.revision or approved.get("hash") != step.head.hash:
+        raise Blocked("Only the approved revision can be published; review it again.",
+                      approved_revision=approved.get("revision"))
+
+
+# --- effects: pointer and workflow changes ------------------------------------------
+
+def record_approval(step):
+    step.workflow["approved"] = {"revision": step.head.revision, "hash": step.head.hash, "by": step.key.name,
+                                 "key_id": step.key.id}
+
+
+def drop_approval(step):
+    step.workflow["approved"] = None
+
+
+def publish_now_or_schedule(step):
+    when = step.publish_at and datetime.datetime.fromisoformat(step.publish_at.replace("Z", "+00:00"))
+    if when and when > datetime.datetime.now(datetime.UTC):
+        step.workflow["publish_at"] = when.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+        return APPROVED  # scheduled: the document waits, approved, for the scheduler
+    step.pointers["published"] = step.head.revision
+    step.workflow["publish_at"] = None
+    step.kind = "publish"
+    return None
+
+
+def withdraw(step):
+    if step.state.published:
+        step.pointers["published"] = None
+        step.kind = "unpublish"  # archiving a published document withdraws it from delivery too
 
 
 @dataclass(frozen=True)
 class Transition:
     sources: frozenset
-    target: str | None  # None: restore makes a new draft revision
+    target: str | None  # None: restore writes a new draft revision instead of moving pointers
     roles: frozenset
+    guards: tuple[Callable, ...] = ()
+    effect: Callable | None = None  # may return a different target (a scheduled publish stays approved)
 
 
 TRANSITIONS = {
-    "submit": Transition(frozenset({DRAFT}), IN_REVIEW, frozenset({"author", "admin"})),
-    "approve": Transition(frozenset({IN_REVIEW}), APPROVED, frozenset({"reviewer", "admin"})),
-    "request_changes": Transition(frozenset({IN_REVIEW}), DRAFT, frozenset({"reviewer", "admin"})),
-    "publish": Transition(frozenset({APPROVED}), PUBLISHED, frozenset({"publisher", "admin"})),
-    "unpublish": Transition(frozenset({PUBLISHED}), UNPUBLISHED, frozenset({"publisher", "admin"})),
-    "archive": Transition(frozenset({DRAFT, PUBLISHED, UNPUBLISHED}), ARCHIVED, frozenset({"publisher", "admin"})),
-    "restore": Transition(frozenset(STATES), None, frozenset({"author", "admin"})),
+    "submit": Transition(frozenset({DRAFT}), IN_REVIEW, AUTHORS, (lint_clean,)),
+    "approve": Transition(frozenset({IN_REVIEW}), APPROVED, REVIEWERS, (not_own_revision,), record_approval),
+    "request_changes": Transition(frozenset({IN_REVIEW}), DRAFT, REVIEWERS, (needs_comment,), drop_approval),
+    "publish": Transition(frozenset({APPROVED}), PUBLISHED, PUBLISHERS, (lint_clean, approved_is_head),
+                          publish_now_or_schedule),
+    "unpublish": Transition(frozenset({PUBLISHED}), UNPUBLISHED, PUBLISHERS, (), withdraw),
+    "archive": Transition(frozenset({DRAFT, PUBLISHED, UNPUBLISHED}), ARCHIVED, PUBLISHERS, (), withdraw),
+    "restore": Transition(frozenset(STATES), None, AUTHORS),
 }
-WRITE_ROLES = frozenset({"author", "admin"})
-
-
-class WorkflowError(Exception):
-    status = 409
-
-    def __init__(self, message, **extra):
-        super().__init__(message)
-        self.extra = extra
-
-
-class Forbidden(WorkflowError):
-    status = 403
-
-
-class IllegalTransition(WorkflowError):
-    status = 409
-
-
-class Blocked(WorkflowError):
-    """Lint errors, a missing comment, or an approval that no longer matches."""
-
-    status = 422
+ACTIONS = tuple(TRANSITIONS)
+WRITE_ROLES = AUTHORS
 
 
 def state_of(state):
@@ -162,7 +222,8 @@ class Editorial:
                     (since and at < since) or (until and at > until):
                 continue
             details = change.details or {}
-            entries.append({"seq": change.seq, "at": change.at, "actor": change.actor, "role": details.get("role"),
+            entries.append({"seq": change.seq, "at": change.at, "actor": change.actor, "key_id": details.get("key_id"),
+                            "role": details.get("role"),
                             "kind": change.kind, "action": details.get("action"), "document": key,
                             "from_revision": details.get("from_revision"),
                             "to_revision": details.get("to_revision", change.revision),
@@ -176,6 +237,15 @@ class Editorial:
     def lint(self, document):
         return lint(document, self.lookup_head, self.today())
 
+    def lint_report(self, type_name, id_):
+        """The lint findings on the head revision, with counts by severity."""
+        _, head = self.head(type_name, id_)
+        if head.deleted:
+            raise NotFound(f"{type_name}/{id_} was deleted.")
+        findings = self.lint(head.content)
+        return {"findings": findings, "errors": sum(f["severity"] == "error" for f in findings),
+                "warnings": sum(f["severity"] == "warning" for f in findings)}
+
     # --- writing ---------------------------------------------------------------
 
     @staticmethod
@@ -184,7 +254,25 @@ class Editorial:
             raise Forbidden(f"Role '{key.role}' may not {action}; needs one of: {', '.join(sorted(roles))}.")
 
     def _details(self, key, **extra):
-        return {"role": key.role, **{name: value for name, value in extra.items() if value is not None}}
+        return {"role": key.role, "key_id": key.id,
+                **{name: value for name, value in extra.items() if value is not None}}
+
+    def _stale_with_etag(self, write, *args, **kwargs):
+        """Run a store write; a stale expected revision becomes StaleWrite carrying the ETag to read again."""
+        try:
+            return write(*args, **kwargs)
+        except Conflict as error:
+            if error.expected == 0:
+                raise AlreadyExists(f"{error.key} already exists; edit it with PUT or PATCH.") from None
+            head = self.store.head(*error.key.split("/", 1))
+            raise StaleWrite(f"{error}. Fetch it again and reapply your change.",
+                             current_etag=content_etag(head)) from None
+
+    def written(self, change):
+        """The workflow state and the revision a write made: the revision by its number, which no
+        later writer can change, so a caller is shown exactly what it wrote."""
+        state = self.document_state(change.type, change.id)
+        return state, self.revision(change.type, change.id, change.revision)
 
     def _prepare(self, content, type_name, id_, revision):
         if not isinstance(content, dict):
@@ -200,8 +288,8 @@ class Editorial:
         type_name, id_ = (content.get("type"), content.get("id")) if isinstance(content, dict) else (None, None)
         document = self._prepare(content, type_name, id_, 1)
         if isinstance(type_name, str) and isinstance(id_, str) and type_name in TYPES and self.store.state(type_name, id_):
-            raise WorkflowError(f"{type_name}/{id_} already exists; edit it with PUT or PATCH.")
-        return self.store.write(document, expected_revision=0, actor=key.name, message=message,
+            raise AlreadyExists(f"{type_name}/{id_} already exists; edit it with PUT or PATCH.")
+        return self._stale_with_etag(self.store.write, document, expected_revision=0, actor=key.name, message=message,
                                 workflow={"state": DRAFT}, details=self._details(key, to_revision=1, to_state=DRAFT))
 
     def replace(self, type_name, id_, content, expected_revision, key, message=""):
@@ -211,7 +299,7 @@ class Editorial:
             raise NotFound(f"{type_name}/{id_} was deleted.")
         document = self._prepare(content, type_name, id_, expected_revision + 1)
         # An edit is a new draft: any approval was of other content, so review starts again.
-        return self.store.write(document, expected_revision=expected_revision, actor=key.name, message=message,
+        return self._stale_with_etag(self.store.write, document, expected_revision=expected_revision, actor=key.name, message=message,
                                 workflow={"state": DRAFT},
                                 details=self._details(key, from_revision=expected_revision,
                                                       to_revision=expected_revision + 1, from_state=state_of(state),
@@ -223,7 +311,8 @@ class Editorial:
             raise InvalidDocument(f"{type_name}/{id_}", [("", "A merge patch must be a JSON object.")])
         _, head = self.head(type_name, id_)
         if head.revision != expected_revision:
-            raise Conflict(f"{type_name}/{id_}", expected_revision, head.revision)
+            raise StaleWrite(f"{type_name}/{id_} is at revision {head.revision}, not {expected_revision}. "
+                             "Fetch it again and reapply your change.", current_etag=content_etag(head))
         return self.replace(type_name, id_, merge_patch(head.content or {}, patch), expected_revision, key, message)
 
     def transition(self, type_name, id_, action, expected_revision, key, comment=None, publish_at=None,
@@ -232,74 +321,45 @@ class Editorial:
         self.require(key, rule.roles, action.replace("_", " "))
         state, head = self.head(type_name, id_)
         current = state_of(state)
-
-        def allowed(now):
-            if now not in rule.sources:
-                raise IllegalTransition(f"Cannot {action} a document that is {now}.", current=now,
-                                        allowed=allowed_from(now))
-
-        def still(pointers):
-            # Re-checked under the store lock: another caller may have moved the state since we looked.
-            allowed(state_of(self.store.state_from_pointers(type_name, id_, pointers)))
-
-        allowed(current)
-        details = self._details(key, from_revision=state.head, from_state=current, comment=comment)
-
+        self._allowed(action, current)
         if action == "restore":
-            if revision is None:
-                raise Blocked("Name the revision to restore.", errors={"revision": ["Missing data for required field."]})
-            old = self.revision(type_name, id_, revision)
-            if old.deleted:
-                raise Blocked(f"Revision {revision} is a deletion; there is nothing to restore.")
-            return self.replace(type_name, id_, old.content, expected_revision, key,
-                                message=comment or f"restore revision {revision}")
+            return self._restore(type_name, id_, expected_revision, key, comment, revision)
+        step = Step(state, head, key, comment, publish_at, workflow=dict(state.workflow))
+        for guard in rule.guards:
+            guard(self, step)
+        target = (rule.effect(step) if rule.effect else None) or rule.target
+        step.workflow["state"] = target
+        step.pointers["workflow"] = step.workflow
 
-        if action == "request_changes" and not (comment or "").strip():
-            raise Blocked("Say what needs to change: a comment is required.", errors={"comment": ["Required."]})
-        if action in ("submit", "publish"):
-            errors = [f for f in self.lint(head.content) if f["severity"] == "error"]
-            if errors:
-                raise Blocked(f"Lint errors block {action}.", findings=errors)
+        def still_allowed(pointers):
+            # Re-checked under the store lock: another caller may have moved the state since we looked.
+            self._allowed(action, state_of(self.store.state_from_pointers(type_name, id_, pointers)))
 
-        changes = {}
-        workflow = dict(state.workflow)
-        if action == "approve":
-            if head.actor == key.name:
-                raise Forbidden("A reviewer cannot approve a revision they wrote.")
-            workflow["approved"] = {"revision": head.revision, "hash": head.hash, "by": key.name}
-        if action == "publish":
-            approved = workflow.get("approved") or {}
-            if approved.get("revision") != head.revision or approved.get("hash") != head.hash:
-                raise Blocked("Only the approved revision can be published; review it again.",
-                              approved_revision=approved.get("revision"))
-            when = publish_at and datetime.datetime.fromisoformat(publish_at.replace("Z", "+00:00"))
-            if when and when > datetime.datetime.now(datetime.UTC):
-                workflow["publish_at"] = when.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
-                return self.store.set_pointers(type_name, id_, expected_revision=expected_revision,
-                                               changes={"workflow": workflow}, kind="transition", actor=key.name,
-                                               message=comment or "", check=still,
-                                               details={**details, "action": "schedule", "to_state": APPROVED,
-                                                        "publish_at": workflow["publish_at"]})
-            changes["published"] = head.revision
-            workflow["publish_at"] = None
-        if action in ("unpublish", "archive"):
-            changes["published"] = None
-        if action == "request_changes":
-            workflow["approved"] = None
-        workflow["state"] = rule.target
-        changes["workflow"] = workflow
-        kind = {"publish": "publish", "unpublish": "unpublish"}.get(action, "transition")
-        if action == "archive" and state.published:
-            kind = "unpublish"  # archiving withdraws the published revision from delivery
-        return self.store.set_pointers(type_name, id_, expected_revision=expected_revision, changes=changes, kind=kind,
-                                       actor=key.name, message=comment or "", check=still,
-                                       details={**details, "action": action, "to_state": rule.target,
-                                                "to_revision": head.revision})
+        recorded = "schedule" if action == "publish" and target == APPROVED else action
+        details = self._details(key, action=recorded, from_revision=state.head, from_state=current, to_state=target,
+                                to_revision=head.revision, comment=comment,
+                                publish_at=step.workflow.get("publish_at") if recorded == "schedule" else None)
+        return self._stale_with_etag(self.store.set_pointers, type_name, id_, expected_revision=expected_revision,
+                                     changes=step.pointers, kind=step.kind, actor=key.name, message=comment or "",
+                                     check=still_allowed, details=details)
+
+    @staticmethod
+    def _allowed(action, current):
+        if current not in TRANSITIONS[action].sources:
+            raise IllegalTransition(f"Cannot {action} a document that is {current}.", current=current,
+                                    allowed=allowed_from(current))
+
+    def _restore(self, type_name, id_, expected_revision, key, comment, revision):
+        if revision is None:
+            raise Blocked("Name the revision to restore.", errors={"revision": ["Missing data for required field."]})
+        old = self.revision(type_name, id_, revision)
+        if old.deleted:
+            raise Blocked(f"Revision {revision} is a deletion; there is nothing to restore.")
+        return self.replace(type_name, id_, old.content, expected_revision, key,
+                            message=comment or f"restore revision {revision}")
 
     def publish_due(self, now=None):
         """Publish every approved document whose publish_at has come. Returns the changes made."""
-        from api.store.keys import ApiKey
-
         now = now or datetime.datetime.now(datetime.UTC)
         scheduler = ApiKey(id="scheduler", name="scheduler", role="publisher", created_at="", revoked_at=None)
         done = []
@@ -309,7 +369,7 @@ class Editorial:
                 try:
                     done.append(self.transition(state.type, state.id, "publish", state.head, scheduler,
                                                 comment=f"scheduled publish due {due}"))
-                except WorkflowError:
+                except DomainError:
                     continue  # changed since it was scheduled; the next editor action decides
         return done
 

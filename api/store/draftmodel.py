@@ -16,6 +16,7 @@ class DraftModel:
         self._stamp = object()
         self.version = 0
         self.seq = 0
+        self.published_seq = 0
         self.last_publication_seq = {}
         self._documents = {type_name: [] for type_name in DOCUMENT_TYPES}
         self._by_id = {type_name: {} for type_name in DOCUMENT_TYPES}
@@ -32,6 +33,7 @@ class DraftModel:
         self._documents = {name: [table[id_] for id_ in sorted(table)] for name, table in documents.items()}
         self._by_id = documents
         self._stamp, self.seq, self.version = stamp, self.store.last_seq(), self.version + 1
+        self.published_seq = self.seq
 
     def get(self, type_name, id_):
         return self._by_id[type_name].get(id_)

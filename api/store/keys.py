@@ -13,7 +13,6 @@ Keys are never deleted, only revoked: the audit log names them.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import hmac
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from filelock import FileLock
 from tinydb import TinyDB
 
+from api.store.clock import now_iso
 from api.store.storage import AtomicJSONStorage, StoreCorrupt
 
 __all__ = ["ROLES", "ApiKey", "KeyStore", "KeyStoreError", "StoreCorrupt", "SECRET_PREFIX"]
@@ -52,10 +52,6 @@ class ApiKey:
     role: str
     created_at: str  # ISO 8601 UTC, e.g. "2026-04-02T10:00:00.123456Z"
     revoked_at: str | None  # ISO 8601 UTC, None while the key is active
-
-
-def _now_iso():
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _secret_hash(secret: str) -> str:
@@ -208,7 +204,7 @@ class KeyStore:
             while key_id in ids:
                 key_id = f"k_{secrets.token_hex(4)}"
             secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-            key = ApiKey(id=key_id, name=name, role=role, created_at=_now_iso(), revoked_at=None)
+            key = ApiKey(id=key_id, name=name, role=role, created_at=now_iso(), revoked_at=None)
             with self._open() as db:
                 db.table(TABLE).insert({"id": key.id, "name": key.name, "role": key.role,
                                         "created_at": key.created_at, "revoked_at": None,
@@ -230,7 +226,7 @@ class KeyStore:
             doc_id, key = found[0]
             if key.revoked_at is not None:
                 raise KeyStoreError(f"key {key.id} ({key.name}) was already revoked at {key.revoked_at}")
-            revoked = replace(key, revoked_at=_now_iso())
+            revoked = replace(key, revoked_at=now_iso())
             with self._open() as db:
                 db.table(TABLE).update({"revoked_at": revoked.revoked_at}, doc_ids=[doc_id])
         return revoked

@@ -38,6 +38,7 @@ class ReadModel:
         # Stamp and number first: a commit landing during the scan is replayed by the next refresh.
         self._stamp = store.head_stamp()
         self._checked_at = time.monotonic()
+        self._commits_seen = store.commits
         self.seq = store.last_seq()
         # The change that last published, unpublished or deleted each document: the feed
         # skips older ones, which a later change has superseded.
@@ -46,6 +47,9 @@ class ReadModel:
             if state.publication_seq:
                 self.last_publication_seq[(state.type, state.id)] = state.publication_seq
             self._put(state.type, state.id, published)
+        # The last change that published, unpublished or deleted anything: what public tags and
+        # feed cursors follow, so that draft edits move none of them.
+        self.published_seq = max(self.last_publication_seq.values(), default=0)
 
     def _put(self, type_name, id_, revision):
         table = self._documents[type_name]
@@ -59,11 +63,13 @@ class ReadModel:
         self._put(type_name, id_, self.store.published(type_name, id_))
 
     def refresh(self, force=False):
-        """Catch up with commits made by any process. `force` after this process's own commits,
-        so a writer reads its own writes at once."""
+        """Catch up with commits made by any process: at most every check_interval, but at once after
+        a commit of this process (a writer reads its own writes) or when `force`d."""
         now = time.monotonic()
-        if not force and now - self._checked_at < self.check_interval:
+        own_commit = self.store.commits != self._commits_seen  # this process wrote: read it at once
+        if not (force or own_commit) and now - self._checked_at < self.check_interval:
             return
+        self._commits_seen = self.store.commits
         self._checked_at = now
         stamp = self.store.head_stamp()
         if stamp == self._stamp:
@@ -86,6 +92,7 @@ class ReadModel:
         for change in changes:
             if change.kind in PUBLICATION_KINDS:
                 self.last_publication_seq[(change.type, change.id)] = change.seq
+                self.published_seq = change.seq
                 touched.add((change.type, change.id))
         return touched
 

@@ -136,6 +136,7 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self.head_path = self.root / "head.json"
         self._lock = FileLock(str(self.root / "store.lock"))
+        self.commits = 0  # commits made through this object: lets this process read its own writes at once
         with self._lock:
             self._recover()
             self._remove_orphaned_temporaries()
@@ -402,6 +403,7 @@ class Store:
         db.close()
         self._append_change(change)
         self._write_head({"seq": seq, "pending": None})
+        self.commits += 1
         return change
 
     def _write_head(self, head):

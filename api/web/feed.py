@@ -1,12 +1,12 @@
 import orjson
 from flask.views import MethodView
-from flask_smorest import abort
 
 from schemas.http import FeedQuery, FeedResponseSchema
 
-from api.services.delivery import CursorAhead, fingerprint
-from api.web.smorest import Blueprint, public_response
-from api.web.common import delivery
+from api.services.delivery import body_tag
+from api.web.caching import send_json
+from api.web.context import delivery
+from api.web.smorest import Blueprint
 
 blp = Blueprint("feed", __name__, url_prefix="/v1/feed", description="Changes to published content, in order.")
 
@@ -18,6 +18,7 @@ class Feed(MethodView):
     @blp.response(200, FeedResponseSchema)
     @blp.problem(409, "cursor ahead of this store (it was reset or restored): sync again without `since`")
     @blp.problem(422, "malformed cursor or limit")
+    @blp.doc(operationId="getFeed")
     def get(self, limit, since=None):
         """Changes to published content since a cursor
 
@@ -25,10 +26,7 @@ class Feed(MethodView):
         `next_cursor` until `has_more` is false; later calls bring upserts (with the document) and
         tombstones (`op: delete`) in change order. Cursors survive restarts.
         """
-        service = delivery()
-        try:
-            page = service.feed(int(since or 0), limit)
-        except CursorAhead as error:
-            abort(409, message=str(error))
-        blp.set_etag_value(fingerprint(since, limit, page["next_cursor"], service.model.seq))
-        return public_response(orjson.dumps(page))
+        page = delivery().feed(int(since or 0), limit)
+        body = orjson.dumps(page)
+        blp.set_etag_value(body_tag(body))
+        return send_json(body=body)

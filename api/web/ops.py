@@ -3,8 +3,9 @@ from flask.views import MethodView
 
 from schemas.http import HealthSchema
 
+from api.services.errors import StoreCorrupt
+from api.web.context import services
 from api.web.smorest import Blueprint
-from api.store.storage import StoreCorrupt
 
 blp = Blueprint("operations", __name__, description="Liveness and readiness.")
 
@@ -12,6 +13,7 @@ blp = Blueprint("operations", __name__, description="Liveness and readiness.")
 @blp.route("/healthz")
 class Health(MethodView):
     @blp.response(200, HealthSchema)
+    @blp.doc(operationId="getHealth")
     def get(self):
         """The process is up"""
         return {"status": "ok"}
@@ -21,12 +23,14 @@ class Health(MethodView):
 class Ready(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="store not readable")
+    @blp.doc(operationId="getReadiness")
     def get(self):
         """The store is open and the read model loaded"""
-        services = current_app.extensions["medkb"]
+        found = services()
         try:
-            services.delivery.refresh(force=True)
+            found.delivery.refresh(force=True)
         except StoreCorrupt as error:
             current_app.logger.error("not ready: %s", error)
             return {"status": "unavailable"}, 503
-        return {"status": "ready", "documents": services.model.count(), "change": services.model.seq}
+        # The published change, not the store's: a draft edit moves nothing public.
+        return {"status": "ready", "documents": found.model.count(), "change": found.model.published_seq}

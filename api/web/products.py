@@ -3,10 +3,10 @@ from flask.views import MethodView
 
 from schemas.http import VIEWS, MechanismQuery, ProductQuery, RelatedProductSchema, delivery_query
 
-from api.services.delivery import fingerprint
-from api.web.smorest import public_response
-from api.web.common import delivery, published, send_one, send_page
-from api.web.documents import document_blueprint
+from api.services.delivery import body_tag
+from api.web.caching import send_json
+from api.web.context import delivery
+from api.web.documents import document_blueprint, send_one, send_page
 
 blp = document_blueprint(
     "product", "products", "Medicines: names, classes, dosing, risks, and how they relate.", list_query=ProductQuery,
@@ -16,19 +16,20 @@ blp = document_blueprint(
 FaqListQuery = delivery_query("faq")
 
 
-@blp.route("/<string:id_>/mechanism")
+@blp.route("/<slug:id>/mechanism")
 class ProductMechanism(MethodView):
     @blp.etag
     @blp.arguments(MechanismQuery(), location="query", as_kwargs=True)
     @blp.response(200, VIEWS["mechanism"])
     @blp.problem(404, "no published product, or it has no mechanism")
     @blp.problem(422, "invalid query")
-    def get(self, id_, **args):
+    @blp.doc(operationId="getProductMechanism")
+    def get(self, id, **args):
         """How the product works, step by step"""
-        return send_one(blp, published(delivery().mechanism_of, id_), args)
+        return send_one(blp, delivery().mechanism_of(id), args)
 
 
-@blp.route("/<string:id_>/faqs")
+@blp.route("/<slug:id>/faqs")
 class ProductFaqs(MethodView):
     @blp.etag
     @blp.arguments(FaqListQuery(), location="query", as_kwargs=True)
@@ -36,24 +37,25 @@ class ProductFaqs(MethodView):
     @blp.problem(404, "no published product")
     @blp.problem(422, "invalid query")
     @blp.paginate()
-    def get(self, id_, pagination_parameters, **args):
+    @blp.doc(operationId="listProductFaqs")
+    def get(self, id, pagination_parameters, **args):
         """The product's FAQs, in display order"""
-        return send_page(blp, published(delivery().faqs_of, id_), args, pagination_parameters)
+        return send_page(blp, delivery().faqs_of(id), args, pagination_parameters)
 
 
-@blp.route("/<string:id_>/related")
+@blp.route("/<slug:id>/related")
 class ProductRelated(MethodView):
     @blp.etag
     @blp.response(200, RelatedProductSchema(many=True))
     @blp.problem(404, "no published product")
-    def get(self, id_):
+    @blp.doc(operationId="listRelatedProducts")
+    def get(self, id):
         """Products related to this one, with the relation type and its basis
 
         `also_looked_for` records what people browsed; it never claims the products are equivalent.
         """
         service = delivery()
-        related = published(service.related_of, id_)
-        # The product's own hash covers its relations; the others' cover what is embedded.
-        blp.set_etag_value(fingerprint(service.get("product", id_).etag, [other.etag for _, other in related]))
-        return public_response(orjson.dumps([service.relation_view(relation, other.document)
-                                             for relation, other in related]))
+        related = service.related_of(id)
+        body = orjson.dumps([service.relation_view(relation, other.document) for relation, other in related])
+        blp.set_etag_value(body_tag(body))
+        return send_json(body=body)

@@ -1,30 +1,30 @@
-"""HTTP conventions shared by every resource: problem+json errors, ETags, caching, compression."""
-import copy
-import gzip
-from collections import OrderedDict
+"""flask-smorest, fitted to the HTTP contract: problem+json errors, precomputed entity tags with
+RFC 9110's comparisons, and one precondition check for every write.
 
-import marshmallow
+The few private flask-smorest methods overridden here are pinned with the dependency
+(`flask-smorest>=0.47,<0.48`); tests/test_smorest_pin.py fails if upstream changes them.
+"""
+import copy
+import http
 
 import flask_smorest
+import marshmallow
 from apispec import BasePlugin
-from flask import Response, current_app, request
+from flask import Response, request
 from flask_smorest.etag import _get_etag_ctx
+from flask_smorest.pagination import PaginationMetadataSchema
+from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
-try:
-    import brotli
-except ImportError:  # brotli is optional: gzip alone is a complete answer
-    brotli = None
+from schemas.http import ProblemSchema
 
-PROBLEM = "application/problem+json"
-# Members a problem may carry beyond RFC 9457's own (see ProblemSchema). webargs puts other
-# objects in an error's data (the schema, the exception), which must not leak out.
-PROBLEM_EXTRAS = ("allowed", "current", "current_etag", "findings", "approved_revision")
+from api.web.caching import matching_tag
+from api.web.errors import PROBLEM, PROBLEM_EXTRAS, problem
 
 
 class NotModified(flask_smorest.exceptions.NotModified):
-    """304 that remembers the ETag, which RFC 9110 wants repeated on a 304."""
+    """304 that remembers the tag it answers, which RFC 9110 wants repeated on a 304."""
 
     def __init__(self, etag):
         super().__init__()
@@ -51,40 +51,6 @@ class QueryParser(FlaskParser):
         return super().parse(argmap, req, location=location, **kwargs)
 
 
-class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = QueryParser()
-    PAGINATION_ARGUMENTS_PARSER = QueryParser()
-
-    def _check_not_modified(self, etag):
-        # RFC 9110 §13.1.2: If-None-Match uses the weak comparison. flask-smorest compares
-        # strongly, which would never match the W/ tags we send on compressed bodies.
-        if not request.environ.get("HTTP_IF_NONE_MATCH"):
-            return  # parsing an absent header still costs more than the rest of a cached read
-        if request.method in self.METHODS_CHECKING_NOT_MODIFIED and request.if_none_match.contains_weak(etag):
-            raise NotModified(etag)
-
-    def problem(self, status, description):
-        """Document an error response of this endpoint (always RFC 9457 problem+json)."""
-        from schemas.http import ProblemSchema
-
-        return self.alt_response(status, schema=ProblemSchema, content_type=PROBLEM, description=description)
-
-    def set_etag_value(self, etag):
-        """Use an ETag computed elsewhere (a content hash) as is: no hashing of response data."""
-        self._check_not_modified(etag)
-        _get_etag_ctx()["etag"] = etag
-
-
-def problem(status, title=None, detail=None, **extra):
-    from werkzeug.http import HTTP_STATUS_CODES
-
-    body = {"type": "about:blank", "title": title or HTTP_STATUS_CODES.get(status, "Error"), "status": status}
-    if detail:
-        body["detail"] = detail
-    body.update({key: value for key, value in extra.items() if value is not None})
-    return current_app.json.response(body), status
-
-
 def flatten_messages(messages):
     """webargs nests errors by location ({'query': {'page': [...]}}); callers care about the field."""
     flat = {}
@@ -96,9 +62,56 @@ def flatten_messages(messages):
     return flat
 
 
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = QueryParser()
+    PAGINATION_ARGUMENTS_PARSER = QueryParser()
+
+    def _check_precondition(self):
+        # Every write checks If-Match itself, through check_if_match, once it knows the current
+        # tag: so a missing If-Match gets the same 428 body (with the tag to send) on every write.
+        pass
+
+    def _check_not_modified(self, etag):
+        # RFC 9110 §13.1.2: If-None-Match uses the weak comparison, and a tag of any encoding of
+        # this content matches. The 304 repeats the tag the client sent: the one its 200 carried.
+        if not request.environ.get("HTTP_IF_NONE_MATCH"):
+            return  # parsing an absent header still costs more than the rest of a cached read
+        if request.method in self.METHODS_CHECKING_NOT_MODIFIED:
+            matched = matching_tag(request.if_none_match, etag, weak=True)
+            if matched is not None:
+                raise NotModified(matched)
+
+    def set_etag_value(self, etag):
+        """Use an ETag computed elsewhere (a content hash) as is: no hashing of response data."""
+        self._check_not_modified(etag)
+        _get_etag_ctx()["etag"] = etag
+
+    def check_if_match(self, current):
+        """The precondition of every write: If-Match must name the current tag (in any encoding).
+        428 without one, or with `*` (which would skip lost-update protection); 412 when stale."""
+        _get_etag_ctx()["etag_checked"] = True
+        if not request.if_match or request.if_match.star_tag:
+            flask_smorest.abort(428, message="Send If-Match with the ETag of the document as you read it.",
+                                current_etag=current)
+        if matching_tag(request.if_match, current) is None:
+            flask_smorest.abort(412, message="The document has changed since you read it. Fetch it again and "
+                                             "reapply your change.",
+                                current_etag=current, headers={"ETag": f'"{current}"'})
+
+    def problem(self, status, description):
+        """Document an error response of this endpoint (always RFC 9457 problem+json)."""
+        return self.alt_response(status, schema=ProblemSchema, content_type=PROBLEM, description=description)
+
+    def if_match(self, function):
+        """Document that a write needs If-Match (PUT and PATCH get this from @etag; POST does not)."""
+        function = self.problem(428, "If-Match is missing")(function)
+        function = self.problem(412, "If-Match is stale")(function)
+        return self.doc(parameters=["IF_MATCH"])(function)
+
+
 class KeyRequired(BasePlugin):
     """Documents, in one place, that every editorial and preview operation needs an API key
-    and may answer 401."""
+    and may answer 401; and names preview operations apart from the delivery ones they reuse."""
 
     PREFIXES = ("/v1/editorial", "/v1/preview")
 
@@ -107,17 +120,14 @@ class KeyRequired(BasePlugin):
             for operation in operations.values():
                 operation["security"] = [{"bearerAuth": []}]
                 operation.setdefault("responses", {})["401"] = "UNAUTHORIZED"
+                operation_id = operation.get("operationId", "")
+                if path.startswith("/v1/preview") and not operation_id.startswith("preview"):
+                    operation["operationId"] = "preview" + operation_id[:1].upper() + operation_id[1:]
 
 
 class Api(flask_smorest.Api):
     def _register_responses(self):
         """flask-smorest's shared error responses, documented as what we send: problem+json."""
-        import http
-
-        from flask_smorest.utils import prepare_response
-
-        from schemas.http import ProblemSchema
-
         for status in http.HTTPStatus:
             response = {"description": status.phrase}
             content_type = self.DEFAULT_RESPONSE_CONTENT_TYPE
@@ -132,8 +142,6 @@ class Api(flask_smorest.Api):
     def _register_pagination_header(self):
         # The header's value is JSON text, which OpenAPI 3 says with `content`; flask-smorest's
         # `schema: object` would claim the header itself is an object.
-        from flask_smorest.pagination import PaginationMetadataSchema
-
         self.spec.components.schema("PaginationMetadata", schema=PaginationMetadataSchema)
         self.spec.components.header("PAGINATION", {
             "description": "Pagination metadata, as JSON: total, total_pages, first_page, last_page, page, "
@@ -142,7 +150,7 @@ class Api(flask_smorest.Api):
         })
 
     def handle_http_exception(self, error):
-        """Every error, 404 and 405 included, as RFC 9457 problem+json. The one error handler."""
+        """Every HTTP error, 404 and 405 included, as RFC 9457 problem+json."""
         if isinstance(error, flask_smorest.exceptions.NotModified):
             response = Response(status=304)
             if getattr(error, "etag", None):
@@ -154,95 +162,7 @@ class Api(flask_smorest.Api):
         detail = data.get("message") or (None if errors else error.description)
         if errors and not detail:
             detail = "The request has invalid fields; see errors."
-        response, status = problem(error.code, error.name, detail, errors=errors or None, **extra)
-        response.mimetype = PROBLEM
-        for name, value in (data.get("headers") or {}).items():
-            response.headers[name] = value
+        headers = dict(data.get("headers") or {})
         if isinstance(error, HTTPException) and error.code == 405 and error.valid_methods:
-            response.headers["Allow"] = ", ".join(error.valid_methods)
-        return response, status
-
-
-def public_response(body: bytes, *, language=None, status=200, mimetype="application/json"):
-    response = Response(body, status=status, mimetype=mimetype)
-    if language:
-        response.headers["Content-Language"] = language
-    return response
-
-
-PUBLIC_CACHE = "public, max-age=60, stale-while-revalidate=600"
-
-
-def add_vary(response, *names):
-    current = response.headers.get("Vary")
-    if not current:
-        response.headers["Vary"] = ", ".join(names)
-        return
-    present = {value.strip().lower() for value in current.split(",")}
-    missing = [name for name in names if name.lower() not in present]
-    if missing:
-        response.headers["Vary"] = ", ".join([current, *missing])
-
-
-class _LRU(OrderedDict):
-    def __init__(self, size):
-        super().__init__()
-        self.size = size
-
-    def remember(self, key, make):
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = self[key] = make()
-        if len(self) > self.size:
-            self.popitem(last=False)
-        return value
-
-
-_compressed = _LRU(2048)
-MIN_COMPRESS = 512  # below this, headers outweigh the saving
-
-
-def _encoding_for(request_):
-    if not request_.environ.get("HTTP_ACCEPT_ENCODING"):
-        return None  # the common case for API clients that do not ask; skip parsing
-    accepted = request_.accept_encodings
-    if brotli is not None and accepted["br"]:
-        return "br"
-    if accepted["gzip"]:
-        return "gzip"
-    return None
-
-
-def finish_response(response):
-    """after_request: caching headers on public reads, then compression (cached by ETag)."""
-    path = request.path
-    public = request.method in ("GET", "HEAD") and path.startswith("/v1/") and not path.startswith(
-        ("/v1/editorial", "/v1/preview"))
-    if public and response.status_code in (200, 304):
-        response.headers["Cache-Control"] = PUBLIC_CACHE
-        add_vary(response, "Accept-Encoding", "Accept-Language")
-    elif path.startswith(("/v1/editorial", "/v1/preview")):
-        response.headers["Cache-Control"] = "private, no-store"
-    if response.status_code != 200 or response.direct_passthrough or "Content-Encoding" in response.headers:
-        return response
-    if not (response.mimetype or "").endswith(("json", "javascript", "css", "html", "yaml")):
-        return response
-    if not public:
-        add_vary(response, "Accept-Encoding")
-    encoding = _encoding_for(request)
-    if encoding is None or (response.content_length or 0) < MIN_COMPRESS:
-        return response
-    body = response.get_data()
-    etag, weak = response.get_etag()
-
-    def compress():
-        return brotli.compress(body, quality=5) if encoding == "br" else gzip.compress(body, compresslevel=6, mtime=0)
-
-    data = _compressed.remember((etag, encoding), compress) if etag else compress()
-    response.set_data(data)
-    response.headers["Content-Encoding"] = encoding
-    if etag:
-        # The bytes differ per encoding, so the tag is only weakly the same (as nginx does).
-        response.set_etag(etag, weak=True)
-    return response
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return problem(error.code, error.name, detail, headers=headers, errors=errors or None, **extra)

@@ -1,0 +1,30 @@
+"""URL converters for the two kinds of path segment, so the routes and the spec agree on them:
+`{id}` is a slug (its pattern in the spec) and `{type}` one of the document types (an enum).
+A segment that does not fit is a 404 before any view runs."""
+from werkzeug.routing import BaseConverter, ValidationError
+
+from schemas import DOCUMENT_TYPES
+from schemas.fields import SLUG_PATTERN
+
+SLUG_MAX_LENGTH = 100  # as the Slug field of every document id
+
+
+class SlugConverter(BaseConverter):
+    regex = SLUG_PATTERN.strip("^$")
+
+    def to_python(self, value):
+        if len(value) > SLUG_MAX_LENGTH:
+            raise ValidationError()  # no route matches: 404
+        return value
+
+
+class DocumentTypeConverter(BaseConverter):
+    regex = "|".join(DOCUMENT_TYPES)
+
+
+def register_converters(app, api):
+    app.url_map.converters["slug"] = SlugConverter
+    app.url_map.converters["doctype"] = DocumentTypeConverter
+    api.register_converter(SlugConverter, lambda converter: {
+        "type": "string", "pattern": SLUG_PATTERN, "maxLength": SLUG_MAX_LENGTH})
+    api.register_converter(DocumentTypeConverter, lambda converter: {"type": "string", "enum": list(DOCUMENT_TYPES)})
