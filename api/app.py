@@ -5,6 +5,7 @@ from pathlib import Path
 
 from flask import Flask, request, send_from_directory
 
+from api.knowledge.documents import references
 from api.services.delivery import Delivery
 from api.services.workflow import Editorial
 from api.store.draftmodel import DraftModel
@@ -17,7 +18,9 @@ from api.web.caching import finish_response
 from api.web.context import services
 from api.web.converters import register_converters
 from api.web.errors import register_error_handlers
-from api.web.smorest import Api, KeyRequired
+from api.web.openapi import ContractDocs
+from api.web.paging import add_page_links
+from api.web.smorest import Api
 
 DEFAULT_STORE = "var/medkb"
 
@@ -62,11 +65,11 @@ def create_app(test_config=None):
         app.config.update(test_config)
 
     store = Store(Path(app.config["MEDKB_DB"]))
-    model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
-    app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store), KeyStore(store.root),
-                                       Delivery(DraftModel(store)))
+    model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"], references=references)
+    app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store, published=model),
+                                       KeyStore(store.root), Delivery(DraftModel(store)))
 
-    api = Api(app, spec_kwargs={"extra_plugins": [KeyRequired()]})
+    api = Api(app, spec_kwargs={"extra_plugins": [ContractDocs()]})
     app.extensions["medkb.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                         "description": "An API key from `medkb keys create`."})
@@ -87,6 +90,7 @@ def create_app(test_config=None):
         elif request.path.startswith("/v1/"):
             services().delivery.refresh()
 
+    app.after_request(add_page_links)
     app.after_request(finish_response)
 
     @app.route("/docs/assets/<path:filename>")

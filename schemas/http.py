@@ -68,7 +68,8 @@ ProductQuery = delivery_query("product", {
     "condition": Slug(metadata={"description": "Only products treating this condition id."}),
     "drug_class": fields.String(data_key="class", validate=validate.Length(min=1, max=100), metadata={
         "description": "Only products in this class: an ATC code or prefix (B02BD), or a pharmacologic class name."}),
-    "product_type": fields.String(data_key="type", validate=validate.OneOf(PRODUCT_TYPES)),
+    "product_type": fields.String(data_key="type", validate=validate.OneOf(PRODUCT_TYPES), metadata={
+        "description": "Only products of this product type."}),
 })
 FaqQuery = delivery_query("faq", {"product": Slug(metadata={"description": "Only FAQs about this product id."})})
 ConditionQuery = delivery_query("condition")
@@ -91,6 +92,7 @@ def view_schema(type_name):
             field_obj.required = field_name in ("type", "id")
 
     View.__name__ = View.__qualname__ = base.__name__.replace("Schema", "View")
+    View.__doc__ = f"A published {type_name} as delivered (with `fields=`, only the fields asked for)."
     return View
 
 
@@ -98,6 +100,8 @@ VIEWS = {type_name: view_schema(type_name) for type_name in DOCUMENT_SCHEMAS}
 
 
 class RelatedProductSchema(Schema):
+    """A related product with the relation's type, its basis and citations."""
+
     type = fields.String(required=True, metadata={"description": "relation type"})
     basis = fields.String(required=True)
     citations = fields.List(fields.Dict())
@@ -111,7 +115,8 @@ class SearchQuery(Schema):
     q = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={
         "description": "Words to find; typos are tolerated."})
     type = _NameList(("product", "mechanism_step", "mechanism_section", "faq"), "result types")
-    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50), metadata={
+        "description": "How many results to return at most."})
 
     @validates("q")
     def not_blank(self, value, **kwargs):
@@ -120,6 +125,8 @@ class SearchQuery(Schema):
 
 
 class SearchResultSchema(Schema):
+    """One search hit: what matched, where it lives, and an excerpt."""
+
     type = fields.String(required=True)
     id = fields.String(required=True)
     product = fields.String(required=True)
@@ -132,6 +139,8 @@ class SearchResultSchema(Schema):
 
 
 class SearchResponseSchema(Schema):
+    """Search results, best first."""
+
     query = fields.String(required=True)
     results = fields.List(fields.Nested(SearchResultSchema), required=True)
 
@@ -142,10 +151,13 @@ class FeedQuery(Schema):
 
     since = fields.String(validate=validate.Regexp(r"^[0-9]{1,12}$", error="Not a cursor returned by this feed."),
                           metadata={"description": "next_cursor of the previous call; leave out for a full sync."})
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500), metadata={
+        "description": "How many changes a page holds at most."})
 
 
 class FeedEntrySchema(Schema):
+    """One change to published content: an upsert with the document, or a tombstone."""
+
     seq = fields.Integer(required=True)
     op = fields.String(required=True, validate=validate.OneOf(("upsert", "delete")))
     type = fields.String(required=True)
@@ -156,6 +168,8 @@ class FeedEntrySchema(Schema):
 
 
 class FeedResponseSchema(Schema):
+    """A page of the change feed and the cursor to continue from."""
+
     changes = fields.List(fields.Nested(FeedEntrySchema), required=True)
     next_cursor = fields.String(required=True)
     has_more = fields.Boolean(required=True)
@@ -173,10 +187,17 @@ class ProblemSchema(Schema):
     current = fields.String(metadata={"description": "409: the document's workflow state"})
     current_etag = fields.String(metadata={"description": "412/428: the ETag to send in If-Match"})
     findings = fields.List(fields.Dict(), metadata={"description": "422: the lint errors that block the step"})
-    approved_revision = fields.Integer(allow_none=True)
+    approved_revision = fields.Integer(allow_none=True, metadata={
+        "description": "422: the revision that was approved, when it is no longer the head"})
+    unpublished = fields.List(fields.String(), metadata={
+        "description": "409 on publish: the referenced documents (type/id) that are not published"})
+    referrers = fields.List(fields.String(), metadata={
+        "description": "409 on unpublish or archive: the published documents (type/id) that refer to this one"})
 
 
 class HealthSchema(Schema):
+    """Whether the process (and, for readiness, the store and read model) is ready."""
+
     status = fields.String(required=True)
     documents = fields.Integer()
     change = fields.Integer()
@@ -211,6 +232,8 @@ class WriteQuery(Schema):
 
 
 class TransitionSchema(Schema):
+    """A workflow step to take, with what it needs."""
+
     action = fields.String(required=True, validate=validate.OneOf(ACTIONS), metadata={
         "description": "The workflow step to take."})
     comment = fields.String(validate=validate.Length(max=2000), metadata={"description": "required for request_changes"})
@@ -220,6 +243,8 @@ class TransitionSchema(Schema):
 
 
 class WorkingDocumentSchema(Schema):
+    """A document's workflow state: head and published revisions, approval, schedule."""
+
     type = fields.String(required=True)
     id = fields.String(required=True)
     state = fields.String(required=True)
@@ -233,8 +258,10 @@ class WorkingSetQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    status = fields.String(validate=validate.OneOf((*STATES, DELETED)))
-    type = fields.String(validate=validate.OneOf(tuple(DOCUMENT_SCHEMAS)))
+    status = fields.String(validate=validate.OneOf((*STATES, DELETED)), metadata={
+        "description": "Only documents in this workflow state."})
+    type = fields.String(validate=validate.OneOf(tuple(DOCUMENT_SCHEMAS)), metadata={
+        "description": "Only documents of this type."})
 
 
 class EditorialDocumentSchema(Schema):
@@ -253,10 +280,14 @@ class _RevisionFacts(Schema):
 
 
 class RevisionSummarySchema(_RevisionFacts):
+    """A revision in a document's history, with its workflow label."""
+
     state = fields.String(required=True)
 
 
 class RevisionSchema(_RevisionFacts):
+    """One revision as it was written, with the whole document."""
+
     document = fields.Dict(allow_none=True)
 
 
@@ -264,11 +295,15 @@ class DiffQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    from_ = fields.Integer(data_key="from", required=True, validate=validate.Range(min=1, max=10**9))
-    to = fields.Integer(required=True, validate=validate.Range(min=1, max=10**9))
+    from_ = fields.Integer(data_key="from", required=True, validate=validate.Range(min=1, max=10**9), metadata={
+        "description": "The older revision number."})
+    to = fields.Integer(required=True, validate=validate.Range(min=1, max=10**9), metadata={
+        "description": "The newer revision number."})
 
 
 class DiffSchema(Schema):
+    """What changed between two revisions."""
+
     from_ = fields.Integer(data_key="from", required=True)
     to = fields.Integer(required=True)
     patch = fields.List(fields.Dict(), required=True, metadata={"description": "RFC 6902 JSON Patch"})
@@ -276,6 +311,8 @@ class DiffSchema(Schema):
 
 
 class FindingSchema(Schema):
+    """One lint finding: the rule, its severity and the field it concerns."""
+
     rule = fields.String(required=True)
     severity = fields.String(required=True, validate=validate.OneOf(("error", "warning")))
     field = fields.String(required=True)
@@ -283,6 +320,8 @@ class FindingSchema(Schema):
 
 
 class LintSchema(Schema):
+    """Lint findings on a document's head revision."""
+
     findings = fields.List(fields.Nested(FindingSchema), required=True)
     errors = fields.Integer(required=True)
     warnings = fields.Integer(required=True)
@@ -292,13 +331,17 @@ class AuditQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    document = fields.String(validate=validate.Regexp(r"^[a-z]+/[a-z0-9]+(?:-[a-z0-9]+)*$", error="Use type/id."))
-    actor = fields.String(validate=validate.Length(min=1, max=64))
-    since = fields.AwareDateTime(format="iso")
-    until = fields.AwareDateTime(format="iso")
+    document = fields.String(validate=validate.Regexp(r"^[a-z]+/[a-z0-9]+(?:-[a-z0-9]+)*$", error="Use type/id."),
+                             metadata={"description": "Only changes to this document, as type/id."})
+    actor = fields.String(validate=validate.Length(min=1, max=64), metadata={
+        "description": "Only changes made with API keys of this name."})
+    since = fields.AwareDateTime(format="iso", metadata={"description": "Only changes at or after this time."})
+    until = fields.AwareDateTime(format="iso", metadata={"description": "Only changes at or before this time."})
 
 
 class AuditEntrySchema(Schema):
+    """One accepted change: who (key name and id, role), what, when, and why."""
+
     seq = fields.Integer(required=True)
     at = fields.String(required=True)
     actor = fields.String(required=True, metadata={"description": "the name of the API key"})

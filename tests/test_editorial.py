@@ -281,12 +281,18 @@ def test_scheduled_publish_fires_without_any_request(client, keys, content_db):
 
 
 def test_unpublish_and_archive_withdraw_from_delivery(client, keys):
+    # The article shows the FAQ, so the article goes first (tests/test_published_references.py).
+    article = "/v1/editorial/documents/article/how-does-hemgenix-work"
+    article_etag = client.get(article, headers=auth(keys, "paul")).headers["ETag"]
+    assert step(client, keys, "paul", "unpublish", article_etag, path=article).status_code == 200
     path = "/v1/editorial/documents/faq/hemgenix-what-is-the-padua-variant"
     etag = client.get(path, headers=auth(keys, "paul")).headers["ETag"]
     assert step(client, keys, "paul", "unpublish", etag, path=path).status_code == 200
     assert client.get("/v1/faqs/hemgenix-what-is-the-padua-variant").status_code == 404
     feed = client.get("/v1/feed?since=15").get_json()["changes"]
-    assert [(c["op"], c["reason"]) for c in feed] == [("delete", "unpublished")]
+    assert [(c["op"], c["id"], c["reason"]) for c in feed] == [("delete", "how-does-hemgenix-work", "unpublished"),
+                                                                ("delete", "hemgenix-what-is-the-padua-variant",
+                                                                 "unpublished")]
     assert step(client, keys, "paul", "archive", etag, path=path).get_json()["workflow"]["state"] == "archived"
 
 

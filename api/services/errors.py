@@ -25,6 +25,11 @@ class AlreadyExists(DomainError):
     """A create named a type and id that are taken."""
 
 
+class Unpublished(DomainError):
+    """Published documents would show unpublished ones: publishing a document whose references are
+    not all published, or withdrawing one that published documents refer to."""
+
+
 class StaleWrite(DomainError):
     """The document moved since the caller read it; `current_etag` is what to read again."""
 
@@ -42,5 +47,5 @@ class CursorAhead(DomainError, ValueError):
 from api.store.store import InvalidDocument, NotFound, StoreError  # noqa: E402
 from api.store.storage import StoreCorrupt  # noqa: E402
 
-__all__ = ["DomainError", "Forbidden", "IllegalTransition", "Blocked", "AlreadyExists", "StaleWrite", "NotPublished",
+__all__ = ["DomainError", "Forbidden", "IllegalTransition", "Blocked", "AlreadyExists", "Unpublished", "StaleWrite", "NotPublished",
            "CursorAhead", "InvalidDocument", "NotFound", "StoreError", "StoreCorrupt"]

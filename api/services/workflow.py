@@ -16,10 +16,13 @@ import jsonpatch
 
 from schemas import DOCUMENT_TYPES as TYPES
 
-from api.services.errors import AlreadyExists, Blocked, DomainError, Forbidden, IllegalTransition, StaleWrite
+from api.knowledge.documents import references
+from api.services.errors import (AlreadyExists, Blocked, DomainError, Forbidden, IllegalTransition, StaleWrite,
+                                 Unpublished)
 from api.services.lint import lint
 from api.store.clock import now_iso
 from api.store.keys import ROLES, ApiKey
+from api.store.readmodel import ReadModel
 from api.store.store import Conflict, InvalidDocument, NotFound
 
 DRAFT, IN_REVIEW, APPROVED, PUBLISHED, UNPUBLISHED, ARCHIVED, DELETED = (
@@ -60,6 +63,24 @@ def lint_clean(editorial, step):
 def not_own_revision(editorial, step):
     if step.head.actor == step.key.name:
         raise Forbidden("A reviewer cannot approve a revision they wrote.")
+
+
+def references_published(editorial, step):
+    """A published document shows only published documents: everything it refers to must be."""
+    own = (step.state.type, step.state.id)
+    missing = sorted({f"{t}/{i}" for _, t, i in references(step.head.content)
+                      if (t, i) != own and editorial.published.get(t, i) is None})
+    if missing:
+        raise Unpublished(f"Publish what this document refers to first: {', '.join(missing)}.", unpublished=missing)
+
+
+def not_referred_to(editorial, step):
+    """Withdrawing a document that published documents still show would leave them pointing at nothing."""
+    if step.state.published:
+        referrers = editorial.published.referrers(step.state.type, step.state.id)
+        if referrers:
+            raise Unpublished(f"Published documents refer to this one: {', '.join(referrers)}. "
+                              "Edit or unpublish them first.", referrers=referrers)
 
 
 def approved_is_head(editorial, step):
@@ -104,6 +125,9 @@ class Transition:
     roles: frozenset
     guards: tuple[Callable, ...] = ()
     effect: Callable | None = None  # may return a different target (a scheduled publish stays approved)
+    # Guards on what other documents are published: run again under the store's lock, where
+    # no other publish can slip in between the check and the commit.
+    locked_guards: tuple[Callable, ...] = ()
 
 
 TRANSITIONS = {
@@ -111,9 +135,10 @@ TRANSITIONS = {
     "approve": Transition(frozenset({IN_REVIEW}), APPROVED, REVIEWERS, (not_own_revision,), record_approval),
     "request_changes": Transition(frozenset({IN_REVIEW}), DRAFT, REVIEWERS, (needs_comment,), drop_approval),
     "publish": Transition(frozenset({APPROVED}), PUBLISHED, PUBLISHERS, (lint_clean, approved_is_head),
-                          publish_now_or_schedule),
-    "unpublish": Transition(frozenset({PUBLISHED}), UNPUBLISHED, PUBLISHERS, (), withdraw),
-    "archive": Transition(frozenset({DRAFT, PUBLISHED, UNPUBLISHED}), ARCHIVED, PUBLISHERS, (), withdraw),
+                          publish_now_or_schedule, (references_published,)),
+    "unpublish": Transition(frozenset({PUBLISHED}), UNPUBLISHED, PUBLISHERS, (), withdraw, (not_referred_to,)),
+    "archive": Transition(frozenset({DRAFT, PUBLISHED, UNPUBLISHED}), ARCHIVED, PUBLISHERS, (), withdraw,
+                          (not_referred_to,)),
     "restore": Transition(frozenset(STATES), None, AUTHORS),
 }
 ACTIONS = tuple(TRANSITIONS)
@@ -156,8 +181,11 @@ def summarize(patch):
 
 
 class Editorial:
-    def __init__(self, store, today=None):
+    def __init__(self, store, published=None, today=None):
+        """published: the read model of published documents (with its reference index), shared
+        with delivery in the app; one of its own otherwise."""
         self.store = store
+        self.published = published or ReadModel(store, references=references)
         self.today = today or (lambda: datetime.datetime.now(datetime.UTC).date())
 
     # --- reading ---------------------------------------------------------------
@@ -330,10 +358,17 @@ class Editorial:
         target = (rule.effect(step) if rule.effect else None) or rule.target
         step.workflow["state"] = target
         step.pointers["workflow"] = step.workflow
+        locked_guards = rule.locked_guards if target != APPROVED else ()  # a scheduled publish checks when due
+        for guard in locked_guards:
+            guard(self, step)
 
         def still_allowed(pointers):
             # Re-checked under the store lock: another caller may have moved the state since we looked.
             self._allowed(action, state_of(self.store.state_from_pointers(type_name, id_, pointers)))
+            if locked_guards:
+                self.published.refresh(force=True)
+                for guard in locked_guards:
+                    guard(self, step)
 
         recorded = "schedule" if action == "publish" and target == APPROVED else action
         details = self._details(key, action=recorded, from_revision=state.head, from_state=current, to_state=target,

@@ -28,9 +28,14 @@ class Published:
 
 
 class ReadModel:
-    def __init__(self, store, check_interval=CHECK_INTERVAL):
+    def __init__(self, store, check_interval=CHECK_INTERVAL, references=None):
+        """references(document) yields the (field, type, id) a document points at: given, it keeps
+        an index of which published documents refer to each document, updated per change."""
         self.store = store
         self.check_interval = check_interval
+        self._references = references
+        self._referrers = {}  # (type, id) -> {(type, id) of published documents that refer to it}
+        self._refers_to = {}  # (type, id) -> the targets a published document refers to
         self._lock = threading.Lock()
         self._documents = {type_name: {} for type_name in DOCUMENT_TYPES}
         self._sorted = {}
@@ -58,6 +63,22 @@ class ReadModel:
         else:
             table[id_] = Published(revision.content, orjson.dumps(revision.content), revision.hash, revision.revision)
         self._sorted.pop(type_name, None)
+        if self._references is not None:
+            self._index_references((type_name, id_), revision.content if revision else None)
+
+    def _index_references(self, key, document):
+        for target in self._refers_to.pop(key, ()):
+            self._referrers[target].discard(key)
+        if document is not None:
+            targets = {(target_type, target_id) for _, target_type, target_id in self._references(document)}
+            targets.discard(key)
+            self._refers_to[key] = targets
+            for target in targets:
+                self._referrers.setdefault(target, set()).add(key)
+
+    def referrers(self, type_name, id_):
+        """The published documents that refer to this one, as sorted "type/id" strings."""
+        return sorted(f"{t}/{i}" for t, i in self._referrers.get((type_name, id_), ()))
 
     def _load(self, type_name, id_):
         self._put(type_name, id_, self.store.published(type_name, id_))

@@ -19,7 +19,11 @@ class ArticleJsonLd(MethodView):
     @blp.problem(404, "no published article")
     @blp.doc(operationId="getArticleJsonLd")
     def get(self, id):
-        """The article as schema.org JSON-LD, for search engines"""
+        """The article as schema.org JSON-LD, for search engines
+
+        A MedicalWebPage about the product, with its FAQPage and mechanism, ready to embed in a
+        `<script type="application/ld+json">` tag.
+        """
         service = delivery()
         entry = service.get("article", id)
 

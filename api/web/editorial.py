@@ -51,7 +51,10 @@ class WorkingSet(MethodView):
     @blp.paginate(Page)
     @blp.doc(operationId="listDocuments")
     def get(self, type=None, status=None):
-        """The working set: every document with its workflow state"""
+        """The working set: every document with its workflow state
+
+        Filter by `type` and `status`; paginated, metadata in X-Pagination and Link.
+        """
         return editorial().working_set(type, status)
 
     @blp.etag
@@ -63,7 +66,11 @@ class WorkingSet(MethodView):
     @blp.problem(422, "not a valid document")
     @blp.doc(operationId="createDocument")
     def post(self, content, message=""):
-        """Create a draft (revision 1)"""
+        """Create a draft (revision 1)
+
+        The body is a whole document of one type; it is validated, references included, and stored
+        as revision 1 in state draft. Authors and admins only.
+        """
         change = editorial().create(content, g.key, message=message)
         return written(change), 201, {"Location": f"/v1/editorial/documents/{change.type}/{change.id}"}
 
@@ -75,7 +82,10 @@ class WorkingDocument(MethodView):
     @blp.problem(404, "no such document")
     @blp.doc(operationId="getDocument")
     def get(self, type, id):
-        """The head revision (draft or published) with its workflow state"""
+        """The head revision (draft or published) with its workflow state
+
+        Its ETag is what If-Match must name on the next write.
+        """
         return document_body(*editorial().head(type, id))
 
     @blp.etag
@@ -87,7 +97,11 @@ class WorkingDocument(MethodView):
     @blp.problem(422, "not a valid document")
     @blp.doc(operationId="replaceDocument")
     def put(self, content, type, id, message=""):
-        """Replace the document: a new draft revision (needs If-Match)"""
+        """Replace the document: a new draft revision (needs If-Match)
+
+        Any edit is a new draft that must be reviewed again. The answer shows exactly the revision
+        this request wrote.
+        """
         revision = checked_revision(type, id)
         return written(editorial().replace(type, id, content, revision, g.key, message=message))
 
@@ -100,7 +114,11 @@ class WorkingDocument(MethodView):
     @blp.problem(422, "the patched document is not valid")
     @blp.doc(operationId="patchDocument")
     def patch(self, patch, type, id, message=""):
-        """Change some fields (RFC 7386 JSON Merge Patch): a new draft revision (needs If-Match)"""
+        """Change some fields (RFC 7386 JSON Merge Patch): a new draft revision (needs If-Match)
+
+        Fields in the patch replace the document's; null removes a field. The answer shows exactly
+        the revision this request wrote.
+        """
         revision = checked_revision(type, id)
         return written(editorial().patch(type, id, patch, revision, g.key, message=message))
 
@@ -111,7 +129,10 @@ class Revisions(MethodView):
     @blp.problem(404, "no such document")
     @blp.doc(operationId="listRevisions")
     def get(self, type, id):
-        """Every revision: number, author, time, message, state"""
+        """Every revision: number, author, time, message, state
+
+        Oldest first; revisions are immutable.
+        """
         return editorial().revisions(type, id)
 
 
@@ -121,7 +142,10 @@ class OneRevision(MethodView):
     @blp.problem(404, "no such document or revision")
     @blp.doc(operationId="getRevision")
     def get(self, type, id, number):
-        """One revision, as it was written"""
+        """One revision, as it was written
+
+        The whole document of that revision, with its author, time, message and content hash.
+        """
         found = editorial().revision(type, id, number)
         return {"revision": found.revision, "author": found.actor, "at": found.at, "message": found.message,
                 "hash": found.hash, "document": found.content}
@@ -134,7 +158,10 @@ class Diff(MethodView):
     @blp.problem(404, "no such document or revision")
     @blp.doc(operationId="diffRevisions")
     def get(self, query, type, id):
-        """Differences between two revisions: RFC 6902 JSON Patch and a field-by-field summary"""
+        """Differences between two revisions: RFC 6902 JSON Patch and a field-by-field summary
+
+        `from` and `to` are revision numbers of this document.
+        """
         return editorial().diff(type, id, query["from_"], query["to"])
 
 
@@ -144,7 +171,10 @@ class Lint(MethodView):
     @blp.problem(404, "no such document")
     @blp.doc(operationId="lintDocument")
     def get(self, type, id):
-        """Editorial checks on the head revision (errors block submit and publish)"""
+        """Editorial checks on the head revision (errors block submit and publish)
+
+        Citations, comparative claims, review dates, readability and references, each at its field.
+        """
         return editorial().lint_report(type, id)
 
 
@@ -160,8 +190,12 @@ class Transitions(MethodView):
     @blp.if_match
     @blp.doc(operationId="transitionDocument")
     def post(self, body, type, id):
-        """Move the document through the workflow: submit, approve, request_changes, publish, unpublish,
-        archive, restore (needs If-Match)"""
+        """Move the document through the workflow (needs If-Match)
+
+        submit, approve, request_changes (with a comment), publish (now, or at `publish_at`),
+        unpublish, archive, restore (a `revision` as a new draft). A reviewer cannot approve their
+        own revision; a published document may refer only to published documents.
+        """
         revision = checked_revision(type, id)
         publish_at = body.get("publish_at")
         change = editorial().transition(type, id, body["action"], revision, g.key, comment=body.get("comment"),
@@ -177,5 +211,9 @@ class Audit(MethodView):
     @blp.paginate(Page)
     @blp.doc(operationId="listAudit")
     def get(self, document=None, actor=None, since=None, until=None):
-        """The audit log: every write and transition, oldest first"""
+        """The audit log: every write and transition, oldest first
+
+        Each entry names the API key (name and stable id) and role, the document, the revisions
+        and states before and after, and the comment. Filter by document, actor and time.
+        """
         return editorial().audit(document, actor, since, until)

@@ -8,12 +8,13 @@ from flask import current_app
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.services.errors import (AlreadyExists, Blocked, CursorAhead, DomainError, Forbidden, IllegalTransition,
-                                 InvalidDocument, NotFound, NotPublished, StaleWrite, StoreError)
+                                 InvalidDocument, NotFound, NotPublished, StaleWrite, StoreError, Unpublished)
 
 PROBLEM = "application/problem+json"
 # Members a problem may carry beyond RFC 9457's own (see ProblemSchema). webargs puts other
 # objects in an error's data (the schema, the exception), which must not leak out.
-PROBLEM_EXTRAS = ("allowed", "current", "current_etag", "findings", "approved_revision", "accepted")
+PROBLEM_EXTRAS = ("allowed", "current", "current_etag", "findings", "approved_revision", "accepted", "unpublished",
+                  "referrers")
 
 ERROR_STATUSES = {
     Forbidden: 403,
@@ -22,6 +23,7 @@ ERROR_STATUSES = {
     AlreadyExists: 409,
     IllegalTransition: 409,
     CursorAhead: 409,
+    Unpublished: 409,
     StaleWrite: 412,
     Blocked: 422,
     InvalidDocument: 422,

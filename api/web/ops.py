@@ -15,7 +15,10 @@ class Health(MethodView):
     @blp.response(200, HealthSchema)
     @blp.doc(operationId="getHealth")
     def get(self):
-        """The process is up"""
+        """The process is up
+
+        Liveness: answers 200 while the process can serve requests at all.
+        """
         return {"status": "ok"}
 
 
@@ -25,7 +28,11 @@ class Ready(MethodView):
     @blp.alt_response(503, schema=HealthSchema, description="store not readable")
     @blp.doc(operationId="getReadiness")
     def get(self):
-        """The store is open and the read model loaded"""
+        """The store is open and the read model loaded
+
+        Readiness: the published documents count and the last published change; 503 when the
+        store cannot be read.
+        """
         found = services()
         try:
             found.delivery.refresh(force=True)

@@ -25,7 +25,10 @@ class ProductMechanism(MethodView):
     @blp.problem(422, "invalid query")
     @blp.doc(operationId="getProductMechanism")
     def get(self, id, **args):
-        """How the product works, step by step"""
+        """How the product works, step by step
+
+        The published mechanism of this product: ordered steps, each cited, and side sections.
+        """
         return send_one(blp, delivery().mechanism_of(id), args)
 
 
@@ -39,7 +42,10 @@ class ProductFaqs(MethodView):
     @blp.paginate()
     @blp.doc(operationId="listProductFaqs")
     def get(self, id, pagination_parameters, **args):
-        """The product's FAQs, in display order"""
+        """The product's FAQs, in display order
+
+        Published FAQs about this product, ordered by position; paginated like every list.
+        """
         return send_page(blp, delivery().faqs_of(id), args, pagination_parameters)
 
 

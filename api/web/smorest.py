@@ -9,7 +9,6 @@ import http
 
 import flask_smorest
 import marshmallow
-from apispec import BasePlugin
 from flask import Response, request
 from flask_smorest.etag import _get_etag_ctx
 from flask_smorest.pagination import PaginationMetadataSchema
@@ -107,22 +106,6 @@ class Blueprint(flask_smorest.Blueprint):
         function = self.problem(428, "If-Match is missing")(function)
         function = self.problem(412, "If-Match is stale")(function)
         return self.doc(parameters=["IF_MATCH"])(function)
-
-
-class KeyRequired(BasePlugin):
-    """Documents, in one place, that every editorial and preview operation needs an API key
-    and may answer 401; and names preview operations apart from the delivery ones they reuse."""
-
-    PREFIXES = ("/v1/editorial", "/v1/preview")
-
-    def operation_helper(self, path=None, operations=None, **kwargs):
-        if path and path.startswith(self.PREFIXES):
-            for operation in operations.values():
-                operation["security"] = [{"bearerAuth": []}]
-                operation.setdefault("responses", {})["401"] = "UNAUTHORIZED"
-                operation_id = operation.get("operationId", "")
-                if path.startswith("/v1/preview") and not operation_id.startswith("preview"):
-                    operation["operationId"] = "preview" + operation_id[:1].upper() + operation_id[1:]
 
 
 class Api(flask_smorest.Api):
