@@ -98,6 +98,26 @@ def view_schema(type_name):
 
 VIEWS = {type_name: view_schema(type_name) for type_name in DOCUMENT_SCHEMAS}
 
+SERVER_SET = ("revision", "updated_at")  # the store numbers revisions and the server stamps the time
+
+
+def input_schema(type_name):
+    """A document as a client sends it to create or replace: its schema, less what the server sets."""
+    base = DOCUMENT_SCHEMAS[type_name]
+
+    class Input(base):
+        def on_bind_field(self, field_name, field_obj):
+            if field_name in SERVER_SET:
+                field_obj.required = False
+
+    Input.__name__ = Input.__qualname__ = base.__name__.replace("Schema", "Input")
+    Input.__doc__ = (f"A {type_name} as sent to create or replace it; the server sets "
+                     f"{' and '.join(f'`{name}`' for name in SERVER_SET)}.")
+    return Input
+
+
+INPUTS = {type_name: input_schema(type_name) for type_name in DOCUMENT_SCHEMAS}
+
 
 class RelatedProductSchema(Schema):
     """A related product with the relation's type, its basis and citations."""

@@ -8,6 +8,7 @@ import orjson
 from apispec import BasePlugin
 
 from schemas import DOCUMENT_SCHEMAS, TYPE_FOLDERS
+from schemas.http import INPUTS, SERVER_SET
 
 CONTENT = Path(__file__).resolve().parents[2] / "content"
 
@@ -28,14 +29,17 @@ DOCUMENT_BODIES = ("createDocument", "replaceDocument")
 
 
 def document_component(type_name):
-    return f"{type_name.title()}Document"
+    return f"{type_name.title()}Input"
 
 
 def example(type_name):
     """The first shipped document of a type, as written in content/: a real, valid example."""
     folder = CONTENT / TYPE_FOLDERS[type_name]
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-    return orjson.loads(files[0].read_bytes()) if files else None
+    if not files:
+        return None
+    document = orjson.loads(files[0].read_bytes())
+    return {name: value for name, value in document.items() if name not in SERVER_SET}
 
 
 class ContractDocs(BasePlugin):
@@ -91,7 +95,7 @@ class ContractDocs(BasePlugin):
     def _document_body(self):
         """One schema per document type, told apart by `type`, so a generated client has a typed
         model for each."""
-        for type_name, schema in DOCUMENT_SCHEMAS.items():
+        for type_name, schema in INPUTS.items():
             name = document_component(type_name)
             if name not in self.spec.components.schemas:
                 found = example(type_name)

@@ -1,0 +1,148 @@
+"""The API as its real clients use it, through `medkb serve`: a Python client generated from
+openapi.yaml by openapi-python-client (httpx underneath, gzip and br accepted), and `requests`
+with its default headers. Both read, search, sync the feed, and run the editorial story."""
+import copy
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import CONTENT, ROOT, create_key
+
+NEW_FAQ = json.loads((CONTENT / "faqs" / "hemgenix-how-does-it-work.json").read_text())
+NEW_FAQ.update(id="hemgenix-who-can-get-it", position=5, question="Who can get Hemgenix?")
+NEW_FAQ.pop("revision", None)
+
+
+@pytest.fixture(scope="module")
+def generated_client(tmp_path_factory):
+    """The client package generated from the committed openapi.yaml, importable."""
+    out = tmp_path_factory.mktemp("generated")
+    config = out / "config.yaml"
+    config.write_text("post_hooks: []\nproject_name_override: medkb-client\npackage_name_override: medkb_client\n")
+    generator = Path(sys.executable).with_name("openapi-python-client")
+    result = subprocess.run([str(generator), "generate", "--path", str(ROOT / "openapi.yaml"), "--config", str(config),
+                             "--meta", "none", "--output-path", str(out / "medkb_client")],
+                            capture_output=True, text=True, timeout=300, cwd=out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning" not in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
+    sys.path.insert(0, str(out))
+    try:
+        yield importlib.import_module("medkb_client")
+    finally:
+        sys.path.remove(str(out))
+        for name in [name for name in sys.modules if name.startswith("medkb_client")]:
+            del sys.modules[name]
+
+
+@pytest.fixture
+def people(live_server):
+    base, db = live_server
+    return {role: create_key(db, role, f"{role}-1") for role in ("author", "reviewer", "publisher")}
+
+
+def api(package, module):
+    return importlib.import_module(f"medkb_client.api.{module}")
+
+
+def model(package, name):
+    return getattr(importlib.import_module("medkb_client.models"), name)
+
+
+def test_generated_client_reads_searches_syncs_and_runs_the_editorial_story(generated_client, live_server, people):
+    base, _ = live_server
+    client_module = importlib.import_module("medkb_client")
+    public = client_module.Client(base_url=base, raise_on_unexpected_status=True)
+
+    product = api(generated_client, "products.get_product").sync(id="hemgenix", client=public,
+                                                               include="mechanism,faqs")
+    assert product.id == "hemgenix"
+    included = product.included.to_dict()
+    assert included["mechanism"]["product"] == "hemgenix" and len(included["faqs"]) == 4
+
+    found = api(generated_client, "search.search").sync(client=public, q="hemgenx")
+    assert found.results and found.results[0].product == "hemgenix"
+
+    synced, cursor = {}, None
+    while True:
+        page = api(generated_client, "feed.get_feed").sync(client=public, **({"since": cursor} if cursor else {}))
+        for change in page.changes:
+            synced[(change.type_, change.id)] = change.op
+        cursor = page.next_cursor
+        if not page.has_more:
+            break
+    assert len(synced) == 15 and set(synced.values()) == {"upsert"}
+
+    def editor(role):
+        return client_module.AuthenticatedClient(base_url=base, token=people[role], raise_on_unexpected_status=True)
+
+    editorial = "editorial"
+    created = api(generated_client, f"{editorial}.create_document").sync_detailed(
+        client=editor("author"), body=model(generated_client, "FaqInput").from_dict(copy.deepcopy(NEW_FAQ)))
+    assert created.status_code == 201, created.content
+    etag = created.headers["etag"]
+    patched = api(generated_client, f"{editorial}.patch_document").sync_detailed(
+        type_=model(generated_client, "PatchDocumentType")("faq"), id=NEW_FAQ["id"], client=editor("author"),
+        body=model(generated_client, "MergePatch").from_dict({"question": "Who is Hemgenix for?"}), if_match=etag)
+    assert patched.status_code == 200, patched.content
+    assert patched.parsed.document["question"] == "Who is Hemgenix for?"
+    etag = patched.headers["etag"]
+
+    transition_type = model(generated_client, "TransitionDocumentType")("faq")
+    for role, action in (("author", "submit"), ("reviewer", "approve"), ("publisher", "publish")):
+        body = model(generated_client, "Transition").from_dict({"action": action})
+        moved = api(generated_client, f"{editorial}.transition_document").sync_detailed(
+            type_=transition_type, id=NEW_FAQ["id"], client=editor(role), body=body, if_match=etag)
+        assert moved.status_code == 200, (action, moved.content)
+        etag = moved.headers["etag"]
+    faq = api(generated_client, "faqs.get_faq").sync(id=NEW_FAQ["id"], client=public)
+    assert faq.question == "Who is Hemgenix for?"
+
+    withdrawn = api(generated_client, f"{editorial}.transition_document").sync_detailed(
+        type_=transition_type, id=NEW_FAQ["id"], client=editor("publisher"),
+        body=model(generated_client, "Transition").from_dict({"action": "unpublish"}), if_match=etag)
+    assert withdrawn.status_code == 200, withdrawn.content
+    gone = api(generated_client, "faqs.get_faq").sync_detailed(id=NEW_FAQ["id"], client=public)
+    assert gone.status_code == 404
+
+
+def test_requests_with_default_headers_runs_the_editorial_story(live_server, people):
+    base, _ = live_server
+    session = requests.Session()  # requests' defaults: Accept-Encoding gzip, deflate (br when brotli is there)
+    product = session.get(f"{base}/v1/products/hemgenix", params={"include": "mechanism,faqs"})
+    assert product.status_code == 200 and product.headers["Content-Encoding"] in ("gzip", "br")
+    assert session.get(f"{base}/v1/products/hemgenix", params={"include": "mechanism,faqs"},
+                       headers={"If-None-Match": product.headers["ETag"]}).status_code == 304
+
+    def as_(role, etag=None):
+        headers = {"Authorization": f"Bearer {people[role]}"}
+        if etag:
+            headers["If-Match"] = etag
+        return headers
+
+    document = f"{base}/v1/editorial/documents/faq/{NEW_FAQ['id']}"
+    created = session.post(f"{base}/v1/editorial/documents", json=NEW_FAQ, headers=as_("author"))
+    assert created.status_code == 201, created.text
+    read = session.get(document, headers=as_("author"))
+    assert read.headers.get("Content-Encoding") in ("gzip", "br"), "a compressed read, as browsers get"
+    patched = session.patch(document, json={"question": "Who is Hemgenix for?"},
+                            headers=as_("author", read.headers["ETag"]))
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["document"]["question"] == "Who is Hemgenix for?"
+    assert session.patch(document, json={"question": "Lost update?"},
+                         headers=as_("author", read.headers["ETag"])).status_code == 412
+    assert session.patch(document, json={"question": "Lost update?"}, headers=as_("author", "*")).status_code == 428
+
+    etag = patched.headers["ETag"]
+    for role, action in (("author", "submit"), ("reviewer", "approve"), ("publisher", "publish")):
+        moved = session.post(f"{document}/transitions", json={"action": action}, headers=as_(role, etag))
+        assert moved.status_code == 200, (action, moved.text)
+        etag = moved.headers["ETag"]
+    assert session.get(f"{base}/v1/faqs/{NEW_FAQ['id']}").json()["question"] == "Who is Hemgenix for?"
+    moved = session.post(f"{document}/transitions", json={"action": "unpublish"}, headers=as_("publisher", etag))
+    assert moved.status_code == 200, moved.text
+    assert session.get(f"{base}/v1/faqs/{NEW_FAQ['id']}").status_code == 404
