@@ -79,13 +79,36 @@ SourceQuery = delivery_query("source")
 PersonQuery = delivery_query("person")
 
 
+# What each `include=` name embeds: (document type, many). "related" embeds relations.
+INCLUDED_TYPES = {"mechanism": ("mechanism", False), "faqs": ("faq", True), "conditions": ("condition", True),
+                  "about": ("product", False), "author": ("person", False), "medical_reviewer": ("person", False),
+                  "sources": ("source", True), "product": ("product", False), "products": ("product", True)}
+
+
+def included_schema(type_name):
+    """The `included` object of a delivered document: each name it can embed, typed."""
+    attributes = {}
+    for name in INCLUDES[type_name]:
+        if name == "related":
+            attributes[name] = fields.List(fields.Nested(lambda: RelatedProductSchema()), metadata={
+                "description": "Published related products, with the relation."})
+            continue
+        target, many = INCLUDED_TYPES[name]
+        nested = fields.Nested(lambda target=target: VIEWS[target](), allow_none=not many)
+        attributes[name] = fields.List(nested) if many else nested
+        attributes[name].metadata["description"] = f"The published {target}{'s' if many else ''} named by `{name}`."
+    included = type(f"{type_name.title()}Included", (Schema,), attributes)
+    included.__doc__ = f"Documents embedded in a {type_name} with `include=`, by name."
+    return included
+
+
 def view_schema(type_name):
     """A document as delivered: its schema, with only `type` and `id` guaranteed (because of
     `fields=`) and embedded documents under `included`."""
     base = DOCUMENT_SCHEMAS[type_name]
 
     class View(base):
-        included = fields.Dict(keys=fields.String(), values=fields.Raw(), metadata={
+        included = fields.Nested(included_schema(type_name), metadata={
             "description": "Related documents asked for with `include=`, by name."})
 
         def on_bind_field(self, field_name, field_obj):
@@ -123,9 +146,9 @@ class RelatedProductSchema(Schema):
     """A related product with the relation's type, its basis and citations."""
 
     type = fields.String(required=True, metadata={"description": "relation type"})
-    basis = fields.String(required=True)
-    citations = fields.List(fields.Dict())
-    product = fields.Nested(VIEWS["product"], required=True)
+    basis = fields.String(required=True, metadata={"description": "why the products are related"})
+    citations = fields.List(fields.Dict(), metadata={"description": "where the relation is stated"})
+    product = fields.Nested(lambda: VIEWS["product"](), required=True)
 
 
 class SearchQuery(Schema):

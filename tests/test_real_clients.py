@@ -6,6 +6,7 @@ import importlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,14 @@ def people(live_server):
     return {role: create_key(db, role, f"{role}-1") for role in ("author", "reviewer", "publisher")}
 
 
+def eventually(check, seconds=5.0):
+    """What another worker shows: each worker catches up with a commit within 0.1 s (DESIGN)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "not visible on every worker in time"
+        time.sleep(0.05)
+
+
 def api(package, module):
     return importlib.import_module(f"medkb_client.api.{module}")
 
@@ -61,8 +70,8 @@ def test_generated_client_reads_searches_syncs_and_runs_the_editorial_story(gene
     product = api(generated_client, "products.get_product").sync(id="hemgenix", client=public,
                                                                include="mechanism,faqs")
     assert product.id == "hemgenix"
-    included = product.included.to_dict()
-    assert included["mechanism"]["product"] == "hemgenix" and len(included["faqs"]) == 4
+    assert product.included.mechanism.product == "hemgenix"  # typed models, not dictionaries
+    assert len(product.included.faqs) == 4 and product.included.faqs[0].product == "hemgenix"
 
     found = api(generated_client, "search.search").sync(client=public, q="hemgenx")
     assert found.results and found.results[0].product == "hemgenix"
@@ -86,28 +95,28 @@ def test_generated_client_reads_searches_syncs_and_runs_the_editorial_story(gene
     assert created.status_code == 201, created.content
     etag = created.headers["etag"]
     patched = api(generated_client, f"{editorial}.patch_document").sync_detailed(
-        type_=model(generated_client, "PatchDocumentType")("faq"), id=NEW_FAQ["id"], client=editor("author"),
+        type_=model(generated_client, "DocumentType")("faq"), id=NEW_FAQ["id"], client=editor("author"),
         body=model(generated_client, "MergePatch").from_dict({"question": "Who is Hemgenix for?"}), if_match=etag)
     assert patched.status_code == 200, patched.content
     assert patched.parsed.document["question"] == "Who is Hemgenix for?"
     etag = patched.headers["etag"]
 
-    transition_type = model(generated_client, "TransitionDocumentType")("faq")
+    transition_type = model(generated_client, "DocumentType")("faq")
     for role, action in (("author", "submit"), ("reviewer", "approve"), ("publisher", "publish")):
         body = model(generated_client, "Transition").from_dict({"action": action})
         moved = api(generated_client, f"{editorial}.transition_document").sync_detailed(
             type_=transition_type, id=NEW_FAQ["id"], client=editor(role), body=body, if_match=etag)
         assert moved.status_code == 200, (action, moved.content)
         etag = moved.headers["etag"]
-    faq = api(generated_client, "faqs.get_faq").sync(id=NEW_FAQ["id"], client=public)
-    assert faq.question == "Who is Hemgenix for?"
+    get_faq = api(generated_client, "faqs.get_faq")
+    eventually(lambda: get_faq.sync_detailed(id=NEW_FAQ["id"], client=public).status_code == 200)
+    assert get_faq.sync(id=NEW_FAQ["id"], client=public).question == "Who is Hemgenix for?"
 
     withdrawn = api(generated_client, f"{editorial}.transition_document").sync_detailed(
         type_=transition_type, id=NEW_FAQ["id"], client=editor("publisher"),
         body=model(generated_client, "Transition").from_dict({"action": "unpublish"}), if_match=etag)
     assert withdrawn.status_code == 200, withdrawn.content
-    gone = api(generated_client, "faqs.get_faq").sync_detailed(id=NEW_FAQ["id"], client=public)
-    assert gone.status_code == 404
+    eventually(lambda: get_faq.sync_detailed(id=NEW_FAQ["id"], client=public).status_code == 404)
 
 
 def test_requests_with_default_headers_runs_the_editorial_story(live_server, people):
@@ -142,7 +151,8 @@ def test_requests_with_default_headers_runs_the_editorial_story(live_server, peo
         moved = session.post(f"{document}/transitions", json={"action": action}, headers=as_(role, etag))
         assert moved.status_code == 200, (action, moved.text)
         etag = moved.headers["ETag"]
+    eventually(lambda: session.get(f"{base}/v1/faqs/{NEW_FAQ['id']}").status_code == 200)
     assert session.get(f"{base}/v1/faqs/{NEW_FAQ['id']}").json()["question"] == "Who is Hemgenix for?"
     moved = session.post(f"{document}/transitions", json={"action": "unpublish"}, headers=as_("publisher", etag))
     assert moved.status_code == 200, moved.text
-    assert session.get(f"{base}/v1/faqs/{NEW_FAQ['id']}").status_code == 404
+    eventually(lambda: session.get(f"{base}/v1/faqs/{NEW_FAQ['id']}").status_code == 404)
