@@ -215,6 +215,16 @@ def test_redirects_are_not_followed(store, service, receiver):
     assert receiver.messages("elsewhere") == [] and service.get(subscription.id)[1].failures == 1
 
 
+def test_a_host_name_is_resolved_checked_and_each_of_its_addresses_tried(store, receiver):
+    # localhost may resolve to ::1 first, where nothing listens: the next checked address is tried.
+    service = Webhooks(store, Settings(**{**FAST, "allow": parse_allow("127.0.0.1,::1")}))
+    subscription = service.subscribe(f"http://localhost:{receiver.port}/hooks/hook")
+    receiver.secrets["hook"] = subscription.secret
+    change = publish_new_faq(store)
+    service.deliver(subscription.id)
+    assert receiver.ids() == [f"msg_{change.seq}"]
+
+
 def test_the_target_is_checked_again_at_send_time(store, receiver):
     subscription = subscribe(Webhooks(store, Settings(**FAST)), receiver)
     # The same subscription, seen by a worker whose allowlist no longer names loopback: as if
@@ -270,3 +280,14 @@ def test_deliveries_to_many_subscriptions_run_concurrently_and_the_tick_does_not
     assert receiver.wait_for(lambda: len(receiver.received) == 8)
     service.close()
     assert sorted(name for name, _, _ in receiver.received) == names
+
+
+def test_a_corrupt_subscription_file_stops_neither_the_scheduler_nor_the_others(store, service, receiver, caplog):
+    broken, healthy = subscribe(service, receiver, "broken"), subscribe(service, receiver, "healthy")
+    damaged = service.subscriptions.states / f"{broken.id}.json"
+    damaged.write_bytes(b'{"cursor": ')
+    change = publish_new_faq(store)
+    deliver_all(service)
+    assert receiver.ids("healthy") == [f"msg_{change.seq}"] and receiver.ids("broken") == []
+    assert damaged.read_bytes() == b'{"cursor": ', "a corrupt file is never overwritten"
+    assert str(damaged) in caplog.text

@@ -34,6 +34,7 @@ from standardwebhooks import Webhook
 from schemas import DOCUMENT_TYPES
 from schemas.webhooks import EVENTS
 
+from api.store.storage import StoreCorrupt
 from api.store.store import PUBLICATION_KINDS
 from api.store.subscriptions import SubscriptionNotFound, Subscriptions
 
@@ -152,7 +153,8 @@ def resolve_target(url, allow):
         if not _allowed(address, allow):
             raise UnsafeTarget(f"host {parts.hostname} resolves to {address}, a loopback, private, link-local or "
                                "reserved address; only MEDKB_WEBHOOK_ALLOW can permit it")
-        addresses.append(str(address))
+        if str(address) not in addresses:
+            addresses.append(str(address))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return parts.hostname, port, tls, path, addresses
 
@@ -181,9 +183,16 @@ def post(url, body: bytes, headers, settings):
         return done(error=f"refused: {error}")
 
     def connect_to_checked_address(address, timeout=None, source_address=None):
-        sock = socket.create_connection((addresses[0], port), timeout=settings.connect_timeout)
-        sock.settimeout(settings.read_timeout)
-        return sock
+        error = None
+        for candidate in addresses:  # as socket.create_connection does: the first that answers
+            try:
+                sock = socket.create_connection((candidate, port), timeout=settings.connect_timeout)
+            except OSError as refused:
+                error = refused
+                continue
+            sock.settimeout(settings.read_timeout)
+            return sock
+        raise error
 
     connection = (http.client.HTTPSConnection if tls else http.client.HTTPConnection)(
         host, port, timeout=settings.connect_timeout)
@@ -451,8 +460,13 @@ class Webhooks:
     def _current_subscriptions(self):
         stamp = self.subscriptions.stamp()
         if self._listed[0] != stamp:
-            self._listed = (stamp, self.subscriptions.list())
+            self._listed = (stamp, self.subscriptions.list(on_corrupt=self._skip_corrupt))
         return self._listed[1]
+
+    @staticmethod
+    def _skip_corrupt(error):
+        # One damaged file must not stop deliveries to every other subscription, nor the scheduler.
+        log.error("webhooks: skipping a subscription: %s", error)
 
     def _state(self, sub_id):
         """A subscription's delivery state, re-read only when its file changed (one stat)."""
@@ -466,6 +480,9 @@ class Webhooks:
             try:
                 cached = self._states[sub_id] = (stamp, self.subscriptions.state(sub_id))
             except SubscriptionNotFound:
+                return None
+            except StoreCorrupt as error:
+                self._skip_corrupt(error)
                 return None
         return cached[1]
 

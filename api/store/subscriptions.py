@@ -117,14 +117,18 @@ class Subscriptions:
         except (KeyError, TypeError) as error:
             raise StoreCorrupt(path, f"not a subscription: {error}") from None
 
-    def list(self):
-        """Every subscription, oldest first."""
+    def list(self, on_corrupt=None):
+        """Every subscription, oldest first. `on_corrupt(error)`: skip a corrupt file instead of raising."""
         found = []
         for path in self.definitions.glob("wh_*.json"):
             try:
                 found.append(self.get(path.stem))
             except SubscriptionNotFound:
                 continue  # removed while we listed
+            except StoreCorrupt as error:
+                if on_corrupt is None:
+                    raise
+                on_corrupt(error)
         return sorted(found, key=lambda s: (s.created_at, s.id))
 
     def remove(self, sub_id):
