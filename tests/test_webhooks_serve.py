@@ -173,3 +173,27 @@ def test_killing_the_worker_mid_delivery_loses_nothing(content_db, receiver):
     for message in receiver.messages():
         by_document.setdefault((message["data"]["type"], message["data"]["id"]), []).append(message["data"]["seq"])
     assert all(seqs == sorted(seqs) for seqs in by_document.values()), "in order per document"
+
+
+def test_a_receiver_down_for_a_while_gets_everything_in_order_from_the_worker(content_db, receiver):
+    from api.services.webhooks import Settings, Webhooks, parse_allow
+
+    service = Webhooks(Store(content_db), Settings(allow=parse_allow("127.0.0.1")))
+    subscription = service.subscribe(receiver.url())
+    receiver.secrets["hook"] = subscription.secret
+    receiver.status = 503
+    worker = start(content_db, "worker", "--interval", "0.05")
+    try:
+        changes = [publish_edit(content_db, f"How does Hemgenix work? ({n})") for n in range(3)]
+        changes.append(publish_edit(content_db, "What is the Padua variant?",
+                                    ("faq", "hemgenix-what-is-the-padua-variant")))
+        # Down: the first change is tried again and again (with backoff), nothing after it jumps the queue.
+        assert receiver.wait_for(lambda: len(service.log(subscription.id)) >= 3)
+        assert {entry["delivery_id"] for entry in service.log(subscription.id)} == {f"msg_{changes[0].seq}"}
+        receiver.status = 200
+        assert receiver.wait_for(lambda: len(receiver.received) == len(changes))
+    finally:
+        stop(worker)
+    assert receiver.ids() == [f"msg_{c.seq}" for c in changes]
+    assert [m["data"]["document"]["revision"] for m in receiver.messages()] == [2, 3, 4, 2]
+    assert service.get(subscription.id)[1].failures == 0
