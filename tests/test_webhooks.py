@@ -225,6 +225,39 @@ def test_a_host_name_is_resolved_checked_and_each_of_its_addresses_tried(store, 
     assert receiver.ids() == [f"msg_{change.seq}"]
 
 
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for localhost, made with openssl for this test."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_https_goes_to_the_checked_address_and_verifies_the_certificate_of_the_host(store, certificate,
+                                                                                   monkeypatch):
+    service = Webhooks(store, Settings(**FAST))
+    with Receiver(tls=certificate) as receiver:
+        subscription = subscribe(service, receiver)
+        first = publish_new_faq(store)
+        service.deliver(subscription.id)
+        [refused] = service.log(subscription.id)
+        assert "CERTIFICATE_VERIFY_FAILED" in refused["error"] and receiver.received == []
+
+        # Trusting that certificate (as a private CA would be trusted), the same send goes through:
+        # TLS was negotiated for the name `localhost` over the connection to the checked address.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+        service.replay_from(subscription.id)
+        service.deliver(subscription.id)
+        assert receiver.ids() == [f"msg_{first.seq}"] and receiver.rejected == []
+
+
 def test_the_target_is_checked_again_at_send_time(store, receiver):
     subscription = subscribe(Webhooks(store, Settings(**FAST)), receiver)
     # The same subscription, seen by a worker whose allowlist no longer names loopback: as if

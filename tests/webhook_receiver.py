@@ -10,7 +10,8 @@ class Receiver:
     """Listens on a free loopback port; `url(name)` is a hook whose secret `secrets[name]` must sign
     what arrives there. `status` is what it answers (503 to play dead), `delay` how long it thinks."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """tls: (certificate file, key file) to serve https for the name `localhost`."""
         self.secrets = {}
         self.received = []  # (name, webhook-id, payload) of every verified delivery, in arrival order
         self.rejected = []  # (name, reason) of anything that did not verify
@@ -60,10 +61,19 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
+        self.tls = tls
+        if tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
 
     def url(self, name="hook"):
+        if self.tls:
+            return f"https://localhost:{self.port}/hooks/{name}"
         return f"http://127.0.0.1:{self.port}/hooks/{name}"
 
     def messages(self, name="hook"):
