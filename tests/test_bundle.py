@@ -71,12 +71,22 @@ def test_the_bundle_never_carries_a_draft_and_is_rebuilt_only_when_publication_c
     assert bundle_set(third.get_json())[("faq", "drug-q1")]["answer"] == "A1, published."
 
 
-def test_the_bundle_is_compressed_when_asked(client):
+def test_the_bundle_is_compressed_once_per_encoding(client, app_bundles):
+    import brotli
+
     plain = client.get("/v1/bundle")
     packed = client.get("/v1/bundle", headers={"Accept-Encoding": "gzip"})
     assert packed.headers["Content-Encoding"] == "gzip" and len(packed.data) < len(plain.data)
     assert gzip.decompress(packed.data) == plain.data
-    assert packed.headers["ETag"] == f'W/{plain.headers["ETag"]}'
+    assert packed.headers["ETag"] == f'W/{plain.headers["ETag"]}' and "Accept-Encoding" in packed.headers["Vary"]
+    assert packed.headers["Cache-Control"].startswith("public")
+    again = client.get("/v1/bundle", headers={"Accept-Encoding": "gzip"})
+    bundle = app_bundles(client).current()
+    assert list(bundle._encoded) == ["gzip"] and again.data == packed.data, "compressed once, then reused"
+    assert client.get("/v1/bundle", headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]}
+                      ).status_code == 304
+    best = client.get("/v1/bundle", headers={"Accept-Encoding": "br, gzip"})
+    assert best.headers["Content-Encoding"] == "br" and brotli.decompress(best.data) == plain.data
 
 
 @pytest.fixture

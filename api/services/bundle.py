@@ -5,7 +5,8 @@ request. The cursor is the last publication change the bundle reflects, so every
 the same published set answers with the same bytes and the same ETag, and a client following
 /v1/feed from that cursor misses nothing and replays nothing the bundle already holds.
 """
-from dataclasses import dataclass
+import gzip
+from dataclasses import dataclass, field
 
 import orjson
 
@@ -17,10 +18,23 @@ class Bundle:
     body: bytes
     cursor: int
     count: int
+    _encoded: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def etag(self):
         return f"bundle-{self.cursor}"
+
+    def encoded(self, encoding):
+        """The body compressed with `encoding` (gzip or br), once per bundle. Kept here, with the one
+        current bundle, so that a past version's megabytes go when it does."""
+        if encoding not in self._encoded:
+            if encoding == "br":
+                import brotli
+
+                self._encoded[encoding] = brotli.compress(self.body, quality=5)
+            else:
+                self._encoded[encoding] = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._encoded[encoding]
 
 
 class Bundles:
