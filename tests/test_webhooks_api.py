@@ -53,6 +53,12 @@ def test_only_admins_manage_webhooks(client, db, role, status):
     assert client.get(HOOKS).status_code == 401
 
 
+@pytest.mark.parametrize("path", [HOOKS, f"{HOOKS}/wh_00000000", f"{HOOKS}/wh_00000000/replay"])
+def test_options_needs_no_key_and_shows_the_methods(client, path):
+    response = client.options(path)
+    assert response.status_code == 200 and "OPTIONS" in response.headers["Allow"]
+
+
 @pytest.mark.parametrize("body, field", [
     ({"url": "http://192.168.0.10/hook"}, "url"),
     ({"url": "http://[::1]:8080/hook"}, "url"),
