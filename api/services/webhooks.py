@@ -507,7 +507,15 @@ class Webhooks:
         return due
 
     def tick(self):
-        """Start a delivery run for each subscription with work due. Never waits for a send."""
+        """Start a delivery run for each subscription with work due. Never waits for a send, never
+        raises: the same loop publishes scheduled documents, which must go on whatever happens here."""
+        try:
+            return self._start_due()
+        except Exception:
+            log.exception("webhooks: scheduler tick failed; trying again next tick")
+            return 0
+
+    def _start_due(self):
         due = self.due()
         if not due:
             return 0
