@@ -23,7 +23,9 @@ import logging
 import random
 import secrets
 import socket
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -42,6 +44,7 @@ __all__ = ["EVENTS", "InvalidSubscription", "Settings", "SubscriptionNotFound", 
 
 MAX_URL_LENGTH = 2000
 BATCH = 200  # changes read per step of a delivery run
+MESSAGE_CACHE = 1000
 RUN_BUDGET = 10.0  # seconds one run may deliver before it yields its pool thread to others
 SCHEDULER = "scheduler"  # the actor `Editorial.publish_due` writes as
 
@@ -242,6 +245,8 @@ class Webhooks:
         self._running = {}  # subscription id -> Future of its delivery run in this process
         self._listed = (None, [])  # (stamp of the subscriptions folder, subscriptions)
         self._states = {}  # subscription id -> (stamp of its state file, DeliveryState)
+        self._messages = OrderedDict()  # change seq -> message body, the most recent MESSAGE_CACHE
+        self._messages_lock = threading.Lock()
 
     # --- managing subscriptions ------------------------------------------------------
 
@@ -345,8 +350,18 @@ class Webhooks:
                 "revision": change.revision, "document": published.content}
 
     def message(self, change):
-        return orjson.dumps({"type": event_of(change), "timestamp": change.at, "cursor": str(change.seq),
-                             "data": self.entry(change)})
+        """The body sent for `change`. It never changes (revisions are immutable), so the many
+        subscriptions that get the same change share one copy instead of one document read each."""
+        with self._messages_lock:
+            body = self._messages.get(change.seq)
+        if body is None:
+            body = orjson.dumps({"type": event_of(change), "timestamp": change.at, "cursor": str(change.seq),
+                                 "data": self.entry(change)})
+            with self._messages_lock:
+                self._messages[change.seq] = body
+                while len(self._messages) > MESSAGE_CACHE:
+                    self._messages.popitem(last=False)
+        return body
 
     def _send(self, subscription, message_id, body):
         at = datetime.datetime.now(datetime.UTC)
