@@ -220,7 +220,8 @@ def post(url, body: bytes, headers, settings):
 
 
 def event_of(change):
-    if change.kind == "publish" and change.actor == SCHEDULER:
+    # Editorial.publish_due's actor and message together: an API key may be named "scheduler" too.
+    if change.kind == "publish" and change.actor == SCHEDULER and change.message.startswith("scheduled publish"):
         return "scheduled_publish"
     return change.kind
 
