@@ -187,10 +187,13 @@ def check():
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
     editorial = Editorial(open_store())
+    webhooks = webhook_service(editorial.store)
     while not stop.is_set():
         for change in editorial.publish_due():
             click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
+        webhooks.tick()
         stop.wait(interval)
+    webhooks.close()
 
 
 def start_scheduler(server):
@@ -252,6 +255,98 @@ def keys_revoke(name_or_id):
     click.echo(f"revoked {key.id} ({key.name})")
 
 
+def webhook_service(store=None):
+    from api.services.webhooks import Settings, Webhooks
+
+    try:
+        settings = Settings.from_env(os.environ)
+    except ValueError as error:
+        fail(str(error))
+    return Webhooks(store or open_store(), settings)
+
+
+@main.group()
+def webhooks():
+    """Webhook subscriptions: signed (Standard Webhooks) deliveries of publication changes."""
+
+
+def webhook_call(call, *args):
+    from api.services.webhooks import InvalidSubscription, SubscriptionNotFound
+
+    try:
+        return call(*args)
+    except (InvalidSubscription, SubscriptionNotFound) as error:
+        fail(f"webhooks: {error}")
+
+
+@webhooks.command("add")
+@click.argument("url")
+@click.option("--event", "events", multiple=True, help="publish, unpublish, delete, scheduled_publish (repeat; "
+                                                       "default all)")
+@click.option("--type", "types", multiple=True, help="Only documents of this type (repeat; default all).")
+@click.option("--description", default="")
+def webhooks_add(url, events, types, description):
+    """Subscribe URL; prints the signing secret, alone, on standard output. It is shown only this once."""
+    subscription = webhook_call(webhook_service().subscribe, url, events, types, description)
+    click.echo(f"created webhook {subscription.id} for {subscription.url} ({', '.join(subscription.events)}); "
+               "store the secret now, it is not shown again", err=True)
+    click.echo(subscription.secret)
+
+
+@webhooks.command("list")
+def webhooks_list():
+    """Every subscription: id, status, cursor, events, types, URL."""
+    for subscription, state in webhook_service().list():
+        click.echo(f"{subscription.id}\t{state.status}\t{state.cursor}\t{','.join(subscription.events)}\t"
+                   f"{','.join(subscription.types) or '*'}\t{subscription.url}")
+
+
+@webhooks.command("remove")
+@click.argument("subscription_id")
+def webhooks_remove(subscription_id):
+    """Remove a subscription; nothing more is sent to it."""
+    subscription = webhook_call(webhook_service().remove, subscription_id)
+    click.echo(f"removed {subscription.id} ({subscription.url})")
+
+
+@webhooks.command("test")
+@click.argument("subscription_id")
+def webhooks_test(subscription_id):
+    """Send a signed test message now; exit 1 unless the receiver answers 2xx."""
+    attempt = webhook_call(webhook_service().send_test, subscription_id)
+    if not attempt.ok:
+        fail(f"{subscription_id}: {attempt.error} after {attempt.latency_ms} ms")
+    click.echo(f"{subscription_id}: HTTP {attempt.status} in {attempt.latency_ms} ms")
+
+
+@webhooks.command("log")
+@click.argument("subscription_id")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+def webhooks_log(subscription_id, limit):
+    """Latest delivery attempts, newest first: time, delivery id, event, status, latency, error."""
+    for entry in webhook_call(webhook_service().log, subscription_id, limit):
+        document = f"{entry['type']}/{entry['id']}" if "type" in entry else "-"
+        click.echo(f"{entry['at']}\t{entry['delivery_id']}\t{entry['event']}\t{document}\t"
+                   f"{entry['status'] or '-'}\t{entry['latency_ms']} ms\t{entry['error'] or 'ok'}")
+
+
+@webhooks.command("replay")
+@click.argument("subscription_id")
+@click.option("--since", type=click.IntRange(0), help="Deliver again every change after this feed cursor.")
+@click.option("--delivery", "delivery", help="Send this one delivery (its webhook-id, msg_...) again.")
+def webhooks_replay(subscription_id, since, delivery):
+    """Replay from a cursor or one delivery by id; with neither, resume a failing subscription."""
+    service = webhook_service()
+    if delivery and since is not None:
+        fail("webhooks replay: give --since or --delivery, not both")
+    if delivery:
+        webhook_call(service.replay_delivery, subscription_id, delivery)
+        click.echo(f"{subscription_id}: {delivery} queued; the worker sends it")
+    else:
+        state = webhook_call(service.replay_from, subscription_id, since)
+        click.echo(f"{subscription_id}: delivering after change {state.cursor}")
+
+
 def openapi_yaml():
     """The OpenAPI document, as generated from the code. Needs no store: it opens an empty one."""
 
@@ -282,6 +377,7 @@ def serve(host, port, workers, access_log):
 
 
     open_store()  # fail here, in one clear line, rather than in every worker
+    webhook_service()  # and a malformed MEDKB_WEBHOOK_* setting too
 
     class Server(BaseApplication):
         def load_config(self):

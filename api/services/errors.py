@@ -21,6 +21,14 @@ class Blocked(DomainError):
     """Lint errors, a missing comment, or an approval that no longer matches the head."""
 
 
+class Invalid(DomainError):
+    """A request the domain refuses as invalid; `errors` maps each field to its messages."""
+
+    def __init__(self, message, errors):
+        super().__init__(message, errors=errors)
+        self.errors = errors
+
+
 class AlreadyExists(DomainError):
     """A create named a type and id that are taken."""
 
@@ -46,6 +54,7 @@ class CursorAhead(DomainError, ValueError):
 # (the web layer, the CLI) find every domain error in one place.
 from api.store.store import InvalidDocument, NotFound, StoreError  # noqa: E402
 from api.store.storage import StoreCorrupt  # noqa: E402
+from api.store.subscriptions import SubscriptionNotFound  # noqa: E402
 
 __all__ = ["DomainError", "Forbidden", "IllegalTransition", "Blocked", "AlreadyExists", "Unpublished", "StaleWrite", "NotPublished",
-           "CursorAhead", "InvalidDocument", "NotFound", "StoreError", "StoreCorrupt"]
+           "CursorAhead", "Invalid", "InvalidDocument", "SubscriptionNotFound", "NotFound", "StoreError", "StoreCorrupt"]

@@ -77,7 +77,7 @@ class _LRU(OrderedDict):
 _compressed = _LRU(2048)
 
 
-def _encoding_for(request_):
+def encoding_for(request_):
     if not request_.environ.get("HTTP_ACCEPT_ENCODING"):
         return None  # the common case for API clients that do not ask; skip parsing
     accepted = request_.accept_encodings
@@ -103,7 +103,7 @@ def finish_response(response):
         return response
     if not public:
         add_vary(response, "Accept-Encoding")
-    encoding = _encoding_for(request)
+    encoding = encoding_for(request)
     if encoding is None or (response.content_length or 0) < MIN_COMPRESS:
         return response
     body = response.get_data()

@@ -8,7 +8,8 @@ from flask import current_app
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.services.errors import (AlreadyExists, Blocked, CursorAhead, DomainError, Forbidden, IllegalTransition,
-                                 InvalidDocument, NotFound, NotPublished, StaleWrite, StoreError, Unpublished)
+                                 Invalid, InvalidDocument, NotFound, NotPublished, StaleWrite, StoreError,
+                                 SubscriptionNotFound, Unpublished)
 
 PROBLEM = "application/problem+json"
 # Members a problem may carry beyond RFC 9457's own (see ProblemSchema). webargs puts other
@@ -20,12 +21,14 @@ ERROR_STATUSES = {
     Forbidden: 403,
     NotFound: 404,
     NotPublished: 404,
+    SubscriptionNotFound: 404,
     AlreadyExists: 409,
     IllegalTransition: 409,
     CursorAhead: 409,
     Unpublished: 409,
     StaleWrite: 412,
     Blocked: 422,
+    Invalid: 422,
     InvalidDocument: 422,
     StoreError: 409,  # any other refusal of the store: the request conflicts with its state
 }
@@ -66,5 +69,5 @@ def handle_domain_error(error):
 
 
 def register_error_handlers(app):
-    for kind in (DomainError, StoreError):
+    for kind in (DomainError, StoreError, SubscriptionNotFound):
         app.register_error_handler(kind, handle_domain_error)
