@@ -7,6 +7,8 @@ from flask import Flask, request, send_from_directory
 
 from api.services.delivery import Delivery
 from api.store.draftmodel import DraftModel
+from api.web.paths import check_path_segments
+from api.web.safejson import ScriptSafeJSONProvider
 from api.web.smorest import Api, KeyRequired, finish_response
 from api.store.keys import KeyStore
 from api.web.auth import require_key
@@ -30,6 +32,7 @@ class Services:
 def create_app(test_config=None):
     """Build the app on the store at MEDKB_DB (or `test_config["MEDKB_DB"]`)."""
     app = Flask(__name__)
+    app.json = ScriptSafeJSONProvider(app)
     app.config.from_mapping(
         MEDKB_DB=os.environ.get("MEDKB_DB", DEFAULT_STORE),
         PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL"),
@@ -80,6 +83,7 @@ def create_app(test_config=None):
         elif request.path.startswith("/v1/"):
             app.extensions["medkb"].delivery.refresh()
 
+    app.url_value_preprocessor(check_path_segments)
     app.after_request(finish_response)
 
     @app.route("/docs/assets/<path:filename>")

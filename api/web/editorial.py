@@ -12,6 +12,7 @@ from api.web.smorest import Blueprint
 from api.store.store import Conflict, InvalidDocument, NotFound, StoreError
 from api.services.workflow import WorkflowError, content_etag
 from api.web.auth import require_key
+from api.web.bodies import MERGE_PATCH
 
 blp = Blueprint("editorial", __name__, url_prefix="/v1/editorial",
                 description="Drafting, review and publication (API key needed; roles author, reviewer, "
@@ -111,7 +112,7 @@ class WorkingDocument(MethodView):
         return document_answer(type_name, id_)
 
     @blp.etag
-    @blp.arguments(MergePatchSchema(), location="json")
+    @blp.arguments(MergePatchSchema(), location="json", content_type=MERGE_PATCH)
     @blp.response(200, EditorialDocumentSchema)
     @blp.problem(403, "role may not edit")
     @blp.problem(404, "no such document")

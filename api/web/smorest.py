@@ -12,6 +12,9 @@ from flask_smorest.etag import _get_etag_ctx
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
+from api.web.bodies import JSONBodies
+from api.web.safejson import script_safe
+
 try:
     import brotli
 except ImportError:  # brotli is optional: gzip alone is a complete answer
@@ -31,10 +34,11 @@ class NotModified(flask_smorest.exceptions.NotModified):
         self.etag = etag
 
 
-class QueryParser(FlaskParser):
-    """webargs runs even an empty query string through the schema, about 0.1 ms a request, and
-    most reads carry no query at all. With no query the result depends only on the schema, so
-    it is worked out once; any error still goes through webargs as usual."""
+class QueryParser(JSONBodies, FlaskParser):
+    """Bodies go through api/web/bodies.py. Queries: webargs runs even an empty query string
+    through the schema, about 0.1 ms a request, and most reads carry no query at all. With no
+    query the result depends only on the schema, so it is worked out once; any error still goes
+    through webargs as usual."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -164,7 +168,7 @@ class Api(flask_smorest.Api):
 
 
 def public_response(body: bytes, *, language=None, status=200, mimetype="application/json"):
-    response = Response(body, status=status, mimetype=mimetype)
+    response = Response(script_safe(body), status=status, mimetype=mimetype)
     if language:
         response.headers["Content-Language"] = language
     return response
