@@ -82,10 +82,13 @@ class JSONBodies:
     def _raw_load_json(self, req):
         if req.mimetype not in accepted_types(req.method) or not _is_utf8(req):
             _refuse_media_type(req)
+        limit = req.max_content_length
         try:
-            # Flask stops at MAX_CONTENT_LENGTH whether the size was announced or the body is chunked.
-            raw = req.get_data(cache=True)
+            raw = req.get_data(cache=True)  # 413 when a Content-Length announces too much
         except RequestEntityTooLarge:
-            limit = req.max_content_length
+            raw = None
+        # A chunked body (no Content-Length) is cut off silently at the limit: one that reached
+        # it is treated as too large rather than parsed truncated.
+        if raw is None or (limit is not None and req.content_length is None and len(raw) >= limit):
             abort(413, message=f"The request body is larger than {limit:,} bytes; documents are far smaller.")
         return parse_json_body(raw)
