@@ -7,6 +7,7 @@ from flask import Flask, request, send_from_directory
 
 from api.services.delivery import Delivery
 from api.store.draftmodel import DraftModel
+from api.web.bodies import BodyErrors
 from api.web.paths import check_path_segments
 from api.web.safejson import ScriptSafeJSONProvider
 from api.web.smorest import Api, KeyRequired, finish_response
@@ -62,7 +63,7 @@ def create_app(test_config=None):
     app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store), KeyStore(store.root),
                                        Delivery(DraftModel(store)))
 
-    api = Api(app, spec_kwargs={"extra_plugins": [KeyRequired()]})
+    api = Api(app, spec_kwargs={"extra_plugins": [KeyRequired(), BodyErrors()]})
     app.extensions["medkb.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                         "description": "An API key from `medkb keys create`."})

@@ -123,9 +123,13 @@ def test_json_writes_still_work(api, content_db):
     assert api.send("POST", f"{DOC}/transitions", b'{"action": "submit"}').status_code == 200
 
 
-def test_spec_declares_merge_patch_for_patch(openapi_spec):
-    body = openapi_spec["paths"]["/v1/editorial/documents/{type_name}/{id_}"]["patch"]["requestBody"]
-    assert list(body["content"]) == [MERGE_PATCH]
+def test_spec_declares_merge_patch_for_patch_and_how_bodies_are_refused(openapi_spec):
+    operations = openapi_spec["paths"]["/v1/editorial/documents/{type_name}/{id_}"]
+    assert list(operations["patch"]["requestBody"]["content"]) == [MERGE_PATCH]
+    for method in ("put", "patch"):
+        assert {"400", "413", "415"} <= set(operations[method]["responses"])
+    for status in ("BAD_REQUEST", "REQUEST_ENTITY_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE"):
+        assert "application/problem+json" in openapi_spec["components"]["responses"][status]["content"]
 
 
 @pytest.mark.parametrize("method,path,document", WRITES, ids=["create", "replace", "transition", "patch"])

@@ -6,6 +6,7 @@ nothing, so a PATCH sent as text/plain used to succeed as an empty patch; and it
 type or the request is refused, before any service sees it.
 """
 import orjson
+from apispec import BasePlugin
 from flask_smorest import abort
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -92,3 +93,14 @@ class JSONBodies:
         if raw is None or (limit is not None and req.content_length is None and len(raw) >= limit):
             abort(413, message=f"The request body is larger than {limit:,} bytes; documents are far smaller.")
         return parse_json_body(raw)
+
+
+class BodyErrors(BasePlugin):
+    """Documents, once for every operation that takes a body, how a body can be refused."""
+
+    RESPONSES = {"400": "BAD_REQUEST", "413": "REQUEST_ENTITY_TOO_LARGE", "415": "UNSUPPORTED_MEDIA_TYPE"}
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            if "requestBody" in operation:
+                operation.setdefault("responses", {}).update(self.RESPONSES)
