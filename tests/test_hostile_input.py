@@ -353,3 +353,17 @@ def test_validate_names_the_file_of_deep_or_out_of_range_documents(kb_folder):
     lines = result.stdout.splitlines()
     assert f"{faqs / 'drug-q1.json'}: is nested more than 64 levels deep" in lines
     assert any(line.startswith(f"{faqs / 'drug-q2.json'}: position: Numbers must be finite") for line in lines)
+
+
+@pytest.mark.parametrize("publish_at", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_a_schedule_with_no_time_in_utc_is_a_422(api, content_db, publish_at):
+    """The workflow keeps schedules in UTC; an offset that pushes a time past year 9999 or
+    before year 1 used to be an OverflowError."""
+    assert api.send("PATCH", DOC, b'{"answer": "Changed."}', MERGE_PATCH).status_code == 200
+    assert api.send("POST", f"{DOC}/transitions", b'{"action": "submit"}').status_code == 200
+    reviewer = {"Authorization": f"Bearer {KeyStore(content_db).create('reviewer', 'rita')[1]}"}
+    assert api.send("POST", f"{DOC}/transitions", b'{"action": "approve"}', headers=reviewer).status_code == 200
+    before = fingerprint(content_db)
+    response = api.send("POST", f"{DOC}/transitions", json.dumps({"action": "publish", "publish_at": publish_at}).encode())
+    assert_refused_unchanged(response, 422, content_db, before)
+    assert list(response.get_json()["errors"]) == ["publish_at"]
