@@ -4,10 +4,9 @@ Consumers render Markdown with CommonMark parsers (markdown-it and its ports) an
 text into HTML templates, JSON-LD `<script>` blocks and native views. Content is checked when it
 is written, with the parser consumers use, rather than trusting every consumer to sanitize.
 """
+import functools
 import html
 import re
-
-from markdown_it import MarkdownIt
 
 ALLOWED_SCHEMES = ("http", "https", "mailto")
 # A tag, end tag, comment, CDATA section, declaration or processing instruction starts with "<"
@@ -22,16 +21,18 @@ _INVISIBLE = re.compile(r"[\x00-\x20\x7f-\x9f\s\u00ad\u200b-\u200f\u2028-\u202e\
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.\-]*):")
 
 
+@functools.cache
 def _parser():
+    # Imported on first use: most text has nothing to parse, and every CLI command and worker
+    # process imports the schemas at start-up.
+    from markdown_it import MarkdownIt
+
     parser = MarkdownIt("commonmark")
     # markdown-it silently demotes links it deems unsafe to text, and percent-encodes the rest;
     # other renderers differ, so see every destination exactly as written and judge it here.
     parser.validateLink = lambda url: True
     parser.normalizeLink = lambda url: url
     return parser
-
-
-_MARKDOWN = _parser()
 
 
 def link_scheme(url):
@@ -70,7 +71,7 @@ def markdown_problems(value):
     if not any(mark in value for mark in "<&]"):
         return problems  # no tag, entity, link or image can be written without one of these
     env = {}
-    tokens = _MARKDOWN.parse(value, env)
+    tokens = _parser().parse(value, env)
     found = set()
     for token in _walk(tokens):
         if token.type in ("html_block", "html_inline"):
