@@ -310,3 +310,16 @@ def test_shipped_content_is_valid_under_the_markup_rules():
     result = subprocess.run([sys.executable, "-m", "api.cli", "validate", "content"], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("url,valid", [
+    ("https://example.org/\"><script>alert(1)</script>", False), ("https://example.org/a<b", False),
+    ("https://example.org/a`b", False), ("https://example.org/a b", False), ("javascript://example.org/%0aalert(1)", False),
+    ("https://example.org/path?q=1&r=2", True), ("https://example.org/%3Cscript%3E", True),
+])
+def test_urls_cannot_break_out_of_an_attribute(documents, url, valid):
+    from schemas.documents import DOCUMENT_SCHEMAS
+
+    source = next(document for document in documents if document["type"] == "source")
+    errors = DOCUMENT_SCHEMAS["source"]().validate(dict(source, url=url))
+    assert ("url" not in errors) == valid, errors
