@@ -9,6 +9,9 @@ from api.knowledge.documents import references
 from api.services.delivery import Delivery
 from api.services.workflow import Editorial
 from api.store.draftmodel import DraftModel
+from api.web.bodies import BodyErrors
+from api.web.paths import check_path_segments
+from api.web.safejson import ScriptSafeJSONProvider
 from api.store.keys import KeyStore
 from api.store.readmodel import ReadModel
 from api.store.store import Store
@@ -38,6 +41,7 @@ class Services:
 def create_app(test_config=None):
     """Build the app on the store at MEDKB_DB (or `test_config["MEDKB_DB"]`)."""
     app = Flask(__name__)
+    app.json = ScriptSafeJSONProvider(app)
     app.config.from_mapping(
         MEDKB_DB=os.environ.get("MEDKB_DB", DEFAULT_STORE),
         PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL"),
@@ -69,7 +73,7 @@ def create_app(test_config=None):
     app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store, published=model),
                                        KeyStore(store.root), Delivery(DraftModel(store)))
 
-    api = Api(app, spec_kwargs={"extra_plugins": [ContractDocs()]})
+    api = Api(app, spec_kwargs={"extra_plugins": [ContractDocs(), BodyErrors()]})
     app.extensions["medkb.api"] = api
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer",
                                                         "description": "An API key from `medkb keys create`."})
@@ -91,6 +95,7 @@ def create_app(test_config=None):
             services().delivery.refresh()
 
     app.after_request(add_page_links)
+    app.url_value_preprocessor(check_path_segments)
     app.after_request(finish_response)
 
     @app.route("/docs/assets/<path:filename>")

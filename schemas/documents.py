@@ -15,6 +15,7 @@ from .fields import (
     Locale,
     Markdown,
     PartialDate,
+    Pattern,
     Slug,
     Text,
     Verification,
@@ -91,7 +92,7 @@ ROUTES = ("intravenous", "subcutaneous")
 
 class ProductClassSchema(Schema):
     system = Choice(CLASS_SYSTEMS, required=True)
-    code = fields.String(validate=validate.Regexp(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$|^[A-Z][0-9]{2}[A-Z]{0,2}$", error="Not an ATC code."))
+    code = fields.String(validate=Pattern(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$|^[A-Z][0-9]{2}[A-Z]{0,2}$", error="Not an ATC code."))
     name = Text(metadata={"description": "required for pharmacologic classes; optional for ATC, whose code is the name"})
     citations = Citations(required=False)
     verification = Verification()

@@ -1,48 +1,76 @@
 """Field types shared by every document schema."""
 import datetime
-import re
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from .markup import markdown_problems, plain_text_problems
+
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+SLUG_MAX_LENGTH = 100
 # BCP 47 language tag, the common subset: language, optional script, optional
 # region (alpha-2 or UN M.49), optional variants. "en-US", "es-419", "zh-Hant-TW".
 BCP47_PATTERN = r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|[0-9]{3}))?(?:-(?:[a-zA-Z0-9]{5,8}|[0-9][a-zA-Z0-9]{3}))*$"
-# Markdown bodies are rendered to sanitised HTML on the way out; accepting raw
-# HTML on the way in would make what an editor wrote differ from what a patient sees.
-RAW_HTML = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+# Characters RFC 3986 never allows unencoded in a URL; refusing them keeps a URL from breaking
+# out of the HTML attribute or script a consumer puts it in.
+URL_UNSAFE = set('<>"\'`\\ {}|^') | {chr(code) for code in range(0x20)} | {"\x7f"}
+
+
+class Pattern(validate.Regexp):
+    """Regexp over the whole value: `$` alone also matches before a final newline, which would
+    let "hemgenix\\n" pass as a slug and become a file name."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
 
 
 def Slug(**kwargs):
     return fields.String(
         validate=[
-            validate.Length(min=1, max=100),
-            validate.Regexp(SLUG_PATTERN, error="Not a URL-safe slug (lowercase letters, digits and single hyphens)."),
+            validate.Length(min=1, max=SLUG_MAX_LENGTH),
+            Pattern(SLUG_PATTERN, error="Not a URL-safe slug (lowercase letters, digits and single hyphens)."),
         ],
         **kwargs,
     )
 
 
 def Locale(**kwargs):
-    return fields.String(validate=validate.Regexp(BCP47_PATTERN, error="Not a BCP 47 language tag (like en-US)."), **kwargs)
+    return fields.String(validate=Pattern(BCP47_PATTERN, error="Not a BCP 47 language tag (like en-US)."), **kwargs)
+
+
+def _url_characters(value):
+    if not URL_UNSAFE.isdisjoint(value):
+        raise ValidationError("Contains characters a URL must percent-encode (spaces, quotes, <, > and the like).")
 
 
 def HttpUrl(**kwargs):
-    return fields.Url(schemes={"http", "https"}, require_tld=True, **kwargs)
+    return fields.Url(schemes={"http", "https"}, require_tld=True, validate=_url_characters, **kwargs)
+
+
+def _plain_text(value):
+    problems = plain_text_problems(value)
+    if problems:
+        raise ValidationError(problems)
 
 
 def Text(max_length=500, **kwargs):
-    """A short plain line: titles, names, labels."""
-    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
-
-
-def _no_raw_html(value):
-    if RAW_HTML.search(value):
-        raise ValidationError("Raw HTML is not allowed; write Markdown.")
+    """A short plain line: titles, names, labels. Never markup: it lands in HTML templates as is."""
+    return fields.String(validate=[validate.Length(min=1, max=max_length), _plain_text], **kwargs)
 
 
 def Markdown(max_length=20_000, **kwargs):
-    return fields.String(validate=[validate.Length(min=1, max=max_length), _no_raw_html], **kwargs)
+    """Prose in CommonMark. Consumers render it to HTML, so it may hold no raw HTML and only
+    http, https, mailto or relative links (see schemas/markup.py)."""
+
+    def safe_markdown(value):
+        if len(value) > max_length:
+            return  # Length reports it; parsing a megabyte to say more would only cost time
+        problems = markdown_problems(value)
+        if problems:
+            raise ValidationError(problems)
+
+    return fields.String(validate=[validate.Length(min=1, max=max_length), safe_markdown], **kwargs)
 
 
 def _real_calendar_date(value):
@@ -57,7 +85,7 @@ def PartialDate(**kwargs):
     """An ISO 8601 date at day or month precision ("2023-02"): sources often give no day,
     and inventing one would be a false fact."""
     return fields.String(
-        validate=[validate.Regexp(r"^[0-9]{4}-[0-9]{2}(?:-[0-9]{2})?$", error="Not an ISO 8601 date (YYYY-MM-DD or YYYY-MM)."),
+        validate=[Pattern(r"^[0-9]{4}-[0-9]{2}(?:-[0-9]{2})?$", error="Not an ISO 8601 date (YYYY-MM-DD or YYYY-MM)."),
                   _real_calendar_date],
         **kwargs,
     )

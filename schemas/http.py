@@ -1,4 +1,6 @@
 """Schemas of HTTP query strings and response bodies (documents themselves are in documents.py)."""
+import datetime
+
 from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates
 
 from api.services.workflow import ACTIONS, DELETED, STATES
@@ -274,13 +276,25 @@ class WriteQuery(Schema):
         "description": "A revision message, recorded in the history and the audit log."})
 
 
+def in_utc_range(value):
+    """A time the workflow can store: it keeps schedules in UTC, and 9999-12-31T23:59-23:59 has none."""
+    try:
+        value.astimezone(datetime.UTC)
+    except OverflowError:
+        raise ValidationError("Out of range once converted to UTC.") from None
+
+
+TRANSITION_ACTIONS = ("submit", "approve", "request_changes", "publish", "unpublish", "archive", "restore")
+
+
 class TransitionSchema(Schema):
     """A workflow step to take, with what it needs."""
 
     action = fields.String(required=True, validate=validate.OneOf(ACTIONS), metadata={
         "description": "The workflow step to take."})
     comment = fields.String(validate=validate.Length(max=2000), metadata={"description": "required for request_changes"})
-    publish_at = fields.AwareDateTime(format="iso", metadata={"description": "publish: schedule for this time"})
+    publish_at = fields.AwareDateTime(format="iso", validate=in_utc_range,
+                                      metadata={"description": "publish: schedule for this time"})
     revision = fields.Integer(strict=True, validate=validate.Range(min=1), metadata={
         "description": "restore: the revision to restore as a new draft"})
 

@@ -115,7 +115,7 @@ def openapi_spec():
 
 @pytest.fixture
 def conforms(openapi_spec):
-    """conforms(response, "/v1/products/{id_}") asserts the response matches the committed OpenAPI document."""
+    """conforms(response, "/v1/products/{id}") asserts the response matches the committed OpenAPI document."""
     from openapi_schema_validator import OAS30Validator
 
     def check(response, path, method="get"):

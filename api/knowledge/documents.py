@@ -4,6 +4,7 @@ Every problem is reported as `where: field: message`, where `where` is a file
 path on the command line or `type/id` inside the store.
 """
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,73 @@ class DocumentFileError(ValueError):
     """A file that cannot be read as one JSON object; the message is one line."""
 
 
+# Real documents nest about 7 levels (translations > locale > steps > step > citations > citation).
+# A limit far below Python's recursion limit keeps every recursive consumer (schemas, diff, JSON
+# encoders) safe.
+MAX_DEPTH = 64
+# Numbers beyond 2^53 lose precision in JavaScript and most JSON parsers (RFC 8259 §6, I-JSON
+# RFC 7493 §2.2), and orjson, which writes the store, refuses integers beyond 64 bits.
+MAX_SAFE_INTEGER = 2**53 - 1
+TOO_DEEP = f"Nested more than {MAX_DEPTH} levels deep."
+OUT_OF_RANGE = f"Numbers must be finite and between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}."
+BAD_UNICODE = "Contains an unpaired surrogate (\\ud800-\\udfff), which is not Unicode text."
+
+
+def _valid_unicode(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def value_problems(value):
+    """(field path, message) for what JSON should not carry and the store cannot keep: nesting
+    beyond MAX_DEPTH, numbers outside ±MAX_SAFE_INTEGER or not finite, lone surrogates. A too
+    deep branch is reported once, at the container where it crosses the limit."""
+    problems = []
+    stack = [((), value, 1)]
+    while stack:
+        path, node, depth = stack.pop()
+        if isinstance(node, dict):
+            items = node.items()
+        elif isinstance(node, list):
+            items = enumerate(node)
+        else:
+            if isinstance(node, (int, float)) and not isinstance(node, bool):
+                if not math.isfinite(node) or abs(node) > MAX_SAFE_INTEGER:
+                    problems.append((_dotted(path), OUT_OF_RANGE))
+            elif isinstance(node, str) and not _valid_unicode(node):
+                problems.append((_dotted(path), BAD_UNICODE))
+            continue
+        if depth > MAX_DEPTH:
+            problems.append((_dotted(path), TOO_DEEP))
+            continue
+        for key, child in items:
+            if isinstance(key, str) and not _valid_unicode(key):
+                problems.append((_dotted((*path, key)), BAD_UNICODE))
+            stack.append(((*path, key), child, depth + 1))
+    return problems
+
+
+def _dotted(path):
+    """A field path as the schemas report it ("steps.0.title"), kept short for very deep ones."""
+    shown = ".".join(str(part) for part in path[:8])
+    return shown + (".…" if len(path) > 8 else "") if path else "_document"
+
+
+def _parse_int(literal):
+    # int() refuses literals over 4,300 digits (a guard against quadratic conversion); anything
+    # that long is out of range anyway, and as a float it is reported as such.
+    return int(literal) if len(literal) <= 20 else float(literal)
+
+
+def parse_json_text(text):
+    """json.loads for untrusted text: any length of number parses (value_problems judges it).
+    Raises json.JSONDecodeError, or RecursionError for nesting deeper than Python can follow."""
+    return json.loads(text, parse_int=_parse_int)
+
+
 def key_of(document):
     return f"{document.get('type')}/{document.get('id')}"
 
@@ -52,9 +120,11 @@ def read_document_file(path):
     except UnicodeDecodeError as error:
         raise DocumentFileError(f"is not UTF-8 (byte {error.start})") from None
     try:
-        document = json.loads(text)
+        document = parse_json_text(text)
     except json.JSONDecodeError as error:
         raise DocumentFileError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+    except RecursionError:
+        raise DocumentFileError(f"is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(document, dict):
         raise DocumentFileError(f"expected a JSON object, found {type(document).__name__}")
     return document
@@ -88,6 +158,9 @@ def load_document(document):
 
     Returns (document, errors) where errors is a list of (field, message).
     """
+    problems = value_problems(document)
+    if problems:
+        return document, sorted(problems)
     try:
         document = migrate(document)
     except UnknownFormat as error:

@@ -12,6 +12,8 @@ import orjson
 
 from schemas import DOCUMENT_TYPES
 
+from api.knowledge.jsontext import script_safe
+
 
 @dataclass(frozen=True)
 class Bundle:
@@ -52,6 +54,7 @@ class Bundles:
 
     def _build(self):
         bodies = [entry.body for type_name in DOCUMENT_TYPES for entry in self.model.all(type_name)]
-        cursor = max(self.model.last_publication_seq.values(), default=0)
+        cursor = self.model.published_seq
         head = orjson.dumps({"cursor": str(cursor), "count": len(bodies)})[:-1]
-        return Bundle(head + b',"documents":[' + b",".join(bodies) + b"]}", cursor, len(bodies))
+        # Escaped here, not per response: the compressed variants are made from these bytes too.
+        return Bundle(script_safe(head + b',"documents":[' + b",".join(bodies) + b"]}"), cursor, len(bodies))

@@ -387,11 +387,13 @@ class Store:
         adds_revision = document is not None or kind == "delete"
         number = head + 1 if adds_revision else head
         change = Change(seq, type_name, id_, number, kind, actor, at, message, details)
+        content = dict(document, revision=number) if document is not None else None
+        # Hashing serializes the content as the file write will: anything orjson cannot write
+        # fails here, before the commit is recorded as pending.
+        digest = content_hash(content) if content else None
         self._write_head({"seq": seq - 1, "pending": change.__dict__})
         if adds_revision:
-            content = dict(document, revision=number) if document is not None else None
-            revisions.insert(Document({"revision": number, "content": content,
-                                       "hash": content_hash(content) if content else None,
+            revisions.insert(Document({"revision": number, "content": content, "hash": digest,
                                        "actor": actor, "at": at, "message": message, "seq": seq}, doc_id=number))
             pointers["head"] = number
         for name, value in pointer_changes.items():

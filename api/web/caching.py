@@ -12,6 +12,8 @@ from collections import OrderedDict
 import orjson
 from flask import Response, request
 
+from api.web.safejson import script_safe
+
 try:
     import brotli
 except ImportError:  # brotli is optional: gzip alone is a complete answer
@@ -41,8 +43,9 @@ def matching_tag(etags, current, weak=False):
 
 
 def send_json(value=None, *, body=None, language=None, status=200, mimetype="application/json"):
-    """A JSON response from a value or from bytes already serialized (the read model's bodies)."""
-    response = Response(orjson.dumps(value) if body is None else body, status=status, mimetype=mimetype)
+    """A JSON response from a value or from bytes already serialized (the read model's bodies),
+    safe inside a <script> tag (api/web/safejson.py)."""
+    response = Response(script_safe(orjson.dumps(value) if body is None else body), status=status, mimetype=mimetype)
     if language:
         response.headers["Content-Language"] = language
     return response

@@ -13,6 +13,7 @@ from schemas.http import (AuditEntrySchema, AuditQuery, DiffQuery, DiffSchema, D
 
 from api.services.workflow import content_etag
 from api.web.auth import require_key
+from api.web.bodies import MERGE_PATCH
 from api.web.context import services
 from api.web.smorest import Blueprint
 
@@ -107,7 +108,7 @@ class WorkingDocument(MethodView):
 
     @blp.etag
     @blp.arguments(WriteQuery(), location="query", as_kwargs=True)
-    @blp.arguments(MergePatchSchema(), location="json")
+    @blp.arguments(MergePatchSchema(), location="json", content_type=MERGE_PATCH)
     @blp.response(200, EditorialDocumentSchema)
     @blp.problem(403, "role may not edit")
     @blp.problem(404, "no such document")
