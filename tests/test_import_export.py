@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from api.services.documents import Documents
 from api.store.store import Store
 from conftest import CONTENT, ROOT
 
@@ -62,7 +63,7 @@ def test_export_removes_documents_no_longer_published(tmp_path, content_copy):
     db = tmp_path / "db"
     medkb(db, "import", content_copy)
     store = Store(db)
-    store.delete("article", "how-does-hemgenix-work", expected_revision=1, actor="ann")
+    Documents(store).delete("article", "how-does-hemgenix-work", expected_revision=1, actor="ann")
     (content_copy / "notes.json").write_text("{}")  # not the store's: left alone
     result = medkb(db, "export", "--out", content_copy)
     assert result.stdout.strip() == f"14 published documents in {content_copy}: 0 written, 1 removed."
@@ -101,9 +102,9 @@ def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content
     ok = medkb(db, "check")
     assert ok.returncode == 0
     assert ok.stdout.strip() == f"{db}: 15 documents, 15 revisions, change sequence at 15: OK."
-    victim = db / "documents" / "product" / "hemgenix.json"
+    victim = db / "documents" / "product" / "hemgenix" / "1.json"
     data = json.loads(victim.read_bytes())
-    data["revisions"]["1"]["content"]["name"] = "Hemgenics"
+    data["content"]["name"] = "Hemgenics"
     victim.write_text(json.dumps(data))
     bad = medkb(db, "check")
     assert bad.returncode == 1
@@ -113,7 +114,7 @@ def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content
 def test_a_corrupt_store_file_is_one_line_and_left_as_it_was(tmp_path, content_copy):
     db = tmp_path / "db"
     medkb(db, "import", content_copy)
-    victim = db / "documents" / "faq" / "hemgenix-how-does-it-work.json"
+    victim = db / "documents" / "faq" / "hemgenix-how-does-it-work" / "pointers.json"
     victim.write_bytes(victim.read_bytes()[:100])
     before = victim.read_bytes()
     for command in (["check"], ["import", content_copy], ["export", "--out", tmp_path / "out"]):

@@ -30,6 +30,14 @@ class DocumentFileError(ValueError):
     """A file that cannot be read as one JSON object; the message is one line."""
 
 
+class InvalidDocument(ValueError):
+    """A document that fails its schema or its references: errors are (field path, message)."""
+
+    def __init__(self, key, errors):
+        self.key, self.errors = key, list(errors)
+        super().__init__("; ".join(f"{key}: {field}: {message}" for field, message in self.errors))
+
+
 def key_of(document):
     return f"{document.get('type')}/{document.get('id')}"
 

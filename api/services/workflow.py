@@ -12,7 +12,9 @@ import jsonpatch
 from schemas import DOCUMENT_TYPES as TYPES
 
 from api.services.lint import lint
-from api.store.store import Conflict, InvalidDocument, NotFound, now_iso
+from api.knowledge.documents import InvalidDocument
+from api.services.documents import Documents
+from api.store.store import Conflict, NotFound, now_iso
 
 DRAFT, IN_REVIEW, APPROVED, PUBLISHED, UNPUBLISHED, ARCHIVED, DELETED = (
     "draft", "in_review", "approved", "published", "unpublished", "archived", "deleted")
@@ -98,6 +100,7 @@ def summarize(patch):
 class Editorial:
     def __init__(self, store, today=None):
         self.store = store
+        self.documents = Documents(store)
         self.today = today or (lambda: datetime.datetime.now(datetime.UTC).date())
 
     # --- reading ---------------------------------------------------------------
@@ -171,7 +174,7 @@ class Editorial:
         return entries
 
     def lookup_head(self, type_name, id_):
-        return self.store.lookup_head(type_name, id_)
+        return self.documents.lookup_head(type_name, id_)
 
     def lint(self, document):
         return lint(document, self.lookup_head, self.today())
@@ -201,8 +204,8 @@ class Editorial:
         document = self._prepare(content, type_name, id_, 1)
         if isinstance(type_name, str) and isinstance(id_, str) and type_name in TYPES and self.store.state(type_name, id_):
             raise WorkflowError(f"{type_name}/{id_} already exists; edit it with PUT or PATCH.")
-        return self.store.write(document, expected_revision=0, actor=key.name, message=message,
-                                workflow={"state": DRAFT}, details=self._details(key, to_revision=1, to_state=DRAFT))
+        return self.documents.write(document, expected_revision=0, actor=key.name, message=message,
+                                    workflow={"state": DRAFT}, details=self._details(key, to_revision=1, to_state=DRAFT))
 
     def replace(self, type_name, id_, content, expected_revision, key, message=""):
         self.require(key, WRITE_ROLES, "edit documents")
@@ -211,11 +214,11 @@ class Editorial:
             raise NotFound(f"{type_name}/{id_} was deleted.")
         document = self._prepare(content, type_name, id_, expected_revision + 1)
         # An edit is a new draft: any approval was of other content, so review starts again.
-        return self.store.write(document, expected_revision=expected_revision, actor=key.name, message=message,
-                                workflow={"state": DRAFT},
-                                details=self._details(key, from_revision=expected_revision,
-                                                      to_revision=expected_revision + 1, from_state=state_of(state),
-                                                      to_state=DRAFT))
+        return self.documents.write(document, expected_revision=expected_revision, actor=key.name, message=message,
+                                    workflow={"state": DRAFT},
+                                    details=self._details(key, from_revision=expected_revision,
+                                                          to_revision=expected_revision + 1, from_state=state_of(state),
+                                                          to_state=DRAFT))
 
     def patch(self, type_name, id_, patch, expected_revision, key, message=""):
         self.require(key, WRITE_ROLES, "edit documents")
@@ -275,11 +278,11 @@ class Editorial:
             when = publish_at and datetime.datetime.fromisoformat(publish_at.replace("Z", "+00:00"))
             if when and when > datetime.datetime.now(datetime.UTC):
                 workflow["publish_at"] = when.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
-                return self.store.set_pointers(type_name, id_, expected_revision=expected_revision,
-                                               changes={"workflow": workflow}, kind="transition", actor=key.name,
-                                               message=comment or "", check=still,
-                                               details={**details, "action": "schedule", "to_state": APPROVED,
-                                                        "publish_at": workflow["publish_at"]})
+                return self.documents.set_pointers(type_name, id_, expected_revision=expected_revision,
+                                                   changes={"workflow": workflow}, kind="transition", actor=key.name,
+                                                   message=comment or "", check=still,
+                                                   details={**details, "action": "schedule", "to_state": APPROVED,
+                                                            "publish_at": workflow["publish_at"]})
             changes["published"] = head.revision
             workflow["publish_at"] = None
         if action in ("unpublish", "archive"):
@@ -291,10 +294,10 @@ class Editorial:
         kind = {"publish": "publish", "unpublish": "unpublish"}.get(action, "transition")
         if action == "archive" and state.published:
             kind = "unpublish"  # archiving withdraws the published revision from delivery
-        return self.store.set_pointers(type_name, id_, expected_revision=expected_revision, changes=changes, kind=kind,
-                                       actor=key.name, message=comment or "", check=still,
-                                       details={**details, "action": action, "to_state": rule.target,
-                                                "to_revision": head.revision})
+        return self.documents.set_pointers(type_name, id_, expected_revision=expected_revision, changes=changes, kind=kind,
+                                           actor=key.name, message=comment or "", check=still,
+                                           details={**details, "action": action, "to_state": rule.target,
+                                                    "to_revision": head.revision})
 
     def publish_due(self, now=None):
         """Publish every approved document whose publish_at has come. Returns the changes made."""

@@ -9,7 +9,8 @@ from schemas.http import (AuditEntrySchema, AuditQuery, DiffQuery, DiffSchema, D
                           RevisionSummarySchema, TransitionSchema, WorkingDocumentSchema, WorkingSetQuery)
 
 from api.web.smorest import Blueprint
-from api.store.store import Conflict, InvalidDocument, NotFound, StoreError
+from api.knowledge.documents import InvalidDocument
+from api.store.store import Conflict, NotFound, StorageFull, StorageUnavailable, StoreError
 from api.services.workflow import WorkflowError, content_etag
 from api.web.auth import require_key
 
@@ -42,6 +43,10 @@ def answer(call, *args, **kwargs):
               headers={"ETag": f'"{current}"'})
     except NotFound as error:
         abort(404, message=str(error))
+    except StorageFull as error:
+        abort(507, message=str(error))
+    except StorageUnavailable as error:
+        abort(503, message=str(error))
     except StoreError as error:
         abort(409, message=str(error))
 
