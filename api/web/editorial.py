@@ -3,6 +3,7 @@ from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import abort
 from flask_smorest.etag import _get_etag_ctx
+from werkzeug.exceptions import HTTPException
 
 from schemas.http import (AuditEntrySchema, AuditQuery, DiffQuery, DiffSchema, DocumentInputSchema,
                           EditorialDocumentSchema, LintSchema, MergePatchSchema, RevisionSchema,
@@ -18,6 +19,16 @@ blp = Blueprint("editorial", __name__, url_prefix="/v1/editorial",
                 description="Drafting, review and publication (API key needed; roles author, reviewer, "
                             "publisher, admin).")
 blp.before_request(require_key)
+
+
+class InsufficientStorage(HTTPException):
+    """507, which werkzeug has no exception for; rendered as problem+json like every other."""
+
+    code = 507
+
+    def __init__(self, message):
+        super().__init__()
+        self.data = {"message": message}
 
 
 def editorial():
@@ -44,7 +55,7 @@ def answer(call, *args, **kwargs):
     except NotFound as error:
         abort(404, message=str(error))
     except StorageFull as error:
-        abort(507, message=str(error))
+        raise InsufficientStorage(str(error)) from None
     except StorageUnavailable as error:
         abort(503, message=str(error))
     except StoreError as error:
