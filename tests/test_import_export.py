@@ -190,6 +190,9 @@ def test_import_never_reverts_what_editors_did(tmp_path, content_copy):
             assert requests.get(base + path).content == body
         assert requests.get(f"{base}/v1/faqs/hemgenix-what-is-the-padua-variant").status_code == 404
         assert requests.get(f"{base}/v1/feed?since={len(before[1])}").json()["changes"] == []
+        audit = rita.get(f"{base}/v1/editorial/audit?page=2&page_size=10")
+        assert [e["seq"] for e in audit.json()] == list(range(11, 21))
+        assert json.loads(audit.headers["X-Pagination"])["total"] == len(before[1])
 
     if_empty = medkb(db, "import", "--if-empty", content_copy)
     assert if_empty.returncode == 0 and "not importing" in if_empty.stdout

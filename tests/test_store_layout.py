@@ -185,3 +185,21 @@ def test_an_interrupted_upgrade_runs_again_and_loses_nothing(layout_1, tmp_path,
     assert [asdict(c) for c in store.changes(0)] == changes
     for (type_name, id_), (pointers, revisions) in documents.items():
         assert [r.revision for r in store.revisions(type_name, id_)] == sorted(map(int, revisions))
+
+
+def test_the_audit_log_pages_by_change_number_reading_only_that_page(tmp_path, documents, monkeypatch):
+    from api.app import create_app
+    from api.store.keys import KeyStore
+
+    monkeypatch.setattr(api.store.layout, "SEGMENT_SIZE", 4)
+    store = Store(tmp_path / "db")
+    Documents(store).import_(documents, actor="import")
+    for n in range(4):
+        edit(store, answer=f"Draft {n}.")
+    (store.root / "changes" / "00000000.jsonl").write_bytes(b"not json\n")  # changes 1-4
+    key = KeyStore(store.root).create("admin", "ada")[1]
+    client = create_app({"MEDKB_DB": str(store.root), "TESTING": True}).test_client()
+    response = client.get("/v1/editorial/audit?page=3&page_size=4", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 200, response.get_json()
+    assert [e["seq"] for e in response.get_json()] == [9, 10, 11, 12]
+    assert json.loads(response.headers["X-Pagination"])["total"] == 13

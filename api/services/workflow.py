@@ -155,10 +155,11 @@ class Editorial:
         patch = jsonpatch.make_patch(a.content or {}, b.content or {}).patch
         return {"from": older, "to": newer, "patch": patch, "summary": summarize(patch)}
 
-    def audit(self, document=None, actor=None, since=None, until=None):
-        """Every accepted change, oldest first, filtered by document ("type/id"), actor and time."""
+    def audit(self, document=None, actor=None, since=None, until=None, offset=0, limit=None):
+        """Every accepted change, oldest first, filtered by document ("type/id"), actor and time.
+        `offset`/`limit` count changes before filtering: a page of the whole log reads only it."""
         entries = []
-        for change in self.store.changes(0):
+        for change in self.store.changes(offset, limit):
             key = f"{change.type}/{change.id}"
             at = datetime.datetime.fromisoformat(change.at.replace("Z", "+00:00"))
             if (document and key != document) or (actor and change.actor != actor) or \
