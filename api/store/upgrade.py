@@ -38,7 +38,8 @@ def _old_pointers(path):
 
 
 def _finish_old_commit(layout, head):
-    """Layout 1 finished a pending commit whose document file was written and forgot the rest."""
+    """Layout 1's own recovery: a pending commit whose document file was written is finished
+    (its change kept), any other is forgotten. Returns (last change number, the finished change)."""
     pending = head.get("pending")
     if not pending or "change" in pending:
         return head.get("seq", 0), None
