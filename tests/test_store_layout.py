@@ -5,6 +5,7 @@ import shutil
 from dataclasses import asdict
 
 import pytest
+import requests
 
 import api.store.layout
 from api.services.delivery import Delivery
@@ -203,3 +204,40 @@ def test_the_audit_log_pages_by_change_number_reading_only_that_page(tmp_path, d
     assert response.status_code == 200, response.get_json()
     assert [e["seq"] for e in response.get_json()] == [9, 10, 11, 12]
     assert json.loads(response.headers["X-Pagination"])["total"] == 13
+
+
+def test_medkb_serve_upgrades_a_layout_1_store_and_serves_it(layout_1):
+    from serving import medkb, serving
+
+    with serving(layout_1, workers=1) as base:
+        faq = requests.get(f"{base}/v1/faqs/drug-q1")
+        assert faq.status_code == 200 and (faq.json()["revision"], faq.json()["answer"]) == (2, "Second.")
+        assert requests.get(f"{base}/v1/faqs/drug-q2").status_code == 404
+        assert requests.get(f"{base}/v1/articles/about-drug").status_code == 404
+        feed = requests.get(f"{base}/v1/feed?since=9").json()
+        assert [(c["seq"], c["op"], c["id"]) for c in feed["changes"]] == [
+            (11, "upsert", "drug-q1"), (13, "delete", "drug-q2"), (15, "delete", "about-drug")]
+    checked = medkb(layout_1, "check")
+    assert checked.returncode == 0 and checked.stdout.strip().endswith("change sequence at 15: OK."), checked.stdout
+
+
+def test_a_commit_after_a_rolled_back_one_leaves_no_temporary_behind(store, monkeypatch):
+    import errno
+
+    from api.store import files
+    from api.store.records import StorageFull
+
+    real = files.atomic_write
+
+    def full_for_pointers(path, *args, **kwargs):
+        if path.name == "pointers.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(files, "atomic_write", full_for_pointers)
+        with pytest.raises(StorageFull):
+            edit(store, answer="Rolled back after the previous pointers were linked.")
+    edit(store, answer="Saved.")  # links the previous pointers again, onto the same file
+    assert list(store.root.rglob(".*.tmp")) == []
+    assert store.head("faq", "drug-q1").content["answer"] == "Saved." and store.verify() == []

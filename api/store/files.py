@@ -69,3 +69,6 @@ def link_replace(source, target):
     temporary.unlink(missing_ok=True)
     os.link(source, temporary)
     os.replace(temporary, target)
+    # rename() between two links to one file does nothing and succeeds (POSIX), leaving the
+    # temporary name behind when `target` already was a link to `source`.
+    temporary.unlink(missing_ok=True)
