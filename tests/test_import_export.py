@@ -189,7 +189,10 @@ def test_import_never_reverts_what_editors_did(tmp_path, content_copy):
         for path, body in public_before.items():
             assert requests.get(base + path).content == body
         assert requests.get(f"{base}/v1/faqs/hemgenix-what-is-the-padua-variant").status_code == 404
-        assert requests.get(f"{base}/v1/feed?since={len(before[1])}").json()["changes"] == []
+        feed = requests.get(f"{base}/v1/feed?since={len(before[1])}")
+        assert feed.json()["changes"] == []
+        assert requests.get(f"{base}/v1/feed?since={len(before[1])}",
+                            headers={"If-None-Match": feed.headers["ETag"]}).status_code == 304
         audit = rita.get(f"{base}/v1/editorial/audit?page=2&page_size=10")
         assert [e["seq"] for e in audit.json()] == list(range(11, 21))
         assert json.loads(audit.headers["X-Pagination"])["total"] == len(before[1])

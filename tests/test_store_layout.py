@@ -241,3 +241,21 @@ def test_a_commit_after_a_rolled_back_one_leaves_no_temporary_behind(store, monk
     edit(store, answer="Saved.")  # links the previous pointers again, onto the same file
     assert list(store.root.rglob(".*.tmp")) == []
     assert store.head("faq", "drug-q1").content["answer"] == "Saved." and store.verify() == []
+
+
+def test_preview_replays_only_the_documents_that_changed(store):
+    from api.store.draftmodel import DraftModel
+
+    model = DraftModel(store)
+    preview = Delivery(model)
+    preview.refresh()
+    assert preview.get("faq", "drug-q1").document["answer"] == "A1."
+    # An untouched document's file, damaged: a full re-read would trip over it.
+    (store.root / "documents" / "product" / "other" / "1.json").write_bytes(b"damaged")
+    edit(store, answer="A draft, previewed.")
+    content = dict(store.head("faq", "drug-q2").content, id="drug-q3", position=3)
+    Documents(store).write(content, expected_revision=0, actor="ann")
+    preview.refresh()
+    assert preview.get("faq", "drug-q1").document["answer"] == "A draft, previewed."
+    assert [entry.document["id"] for entry in preview.faqs(product="drug")] == ["drug-q1", "drug-q2", "drug-q3"]
+    assert [entry.document["id"] for entry in model.all("faq")] == ["drug-q1", "drug-q2", "drug-q3"]

@@ -50,13 +50,13 @@ class Documents:
         head = self.store.head(type_name, id_)
         return head.content if head and not head.deleted else None
 
-    def validate(self, content, lookup=None):
+    def validate(self, content):
         """Migrate and validate a document against the schemas and the store's other documents.
         Returns the migrated document or raises InvalidDocument."""
         document, errors = load_document(content)
         key = f"{document.get('type')}/{document.get('id')}"
         if not errors:
-            errors = reference_errors(document, lookup or self.lookup_head)
+            errors = reference_errors(document, self.lookup_head)
         if errors:
             raise InvalidDocument(key, errors)
         return document

@@ -22,7 +22,7 @@ import orjson
 
 from api.store import files
 from api.store.layout import LAYOUT
-from api.store.records import NEW_REVISION, PUBLICATION_KINDS, Change, now_iso, storage_error
+from api.store.records import NEW_REVISION, PUBLICATION_KINDS, Change, content_hash, now_iso, storage_error
 from api.store.storage import read_json_file
 
 
@@ -50,13 +50,13 @@ def next_pointers(commit, pointers, seq, number):
     return result
 
 
-def revision_row(content, number, change, content_hash):
+def revision_row(content, number, change):
     stored = dict(content, revision=number) if content is not None else None
     return {"revision": number, "content": stored, "hash": content_hash(stored) if stored else None,
             "actor": change.actor, "at": change.at, "message": change.message, "seq": change.seq}
 
 
-def commit(layout, commit_, pointers, last_seq, content_hash, durable=True):
+def commit(layout, commit_, pointers, last_seq, durable=True):
     """Persist `commit_` on top of the document's committed `pointers` ({} for a new document)
     as change last_seq + 1. Returns the Change, or raises StorageFull/StorageUnavailable with
     everything rolled back."""
@@ -75,7 +75,7 @@ def commit(layout, commit_, pointers, last_seq, content_hash, durable=True):
         write_head(layout, last_seq, pending, durable)
         if commit_.adds_revision:
             files.atomic_write(layout.revision_path(change.type, change.id, number),
-                               orjson.dumps(revision_row(commit_.content, number, change, content_hash)), durable)
+                               orjson.dumps(revision_row(commit_.content, number, change)), durable)
         if pointers:
             files.link_replace(pointers_path, layout.previous_pointers_path(change.type, change.id))
         files.atomic_write(pointers_path, orjson.dumps(next_pointers(commit_, pointers, seq, number)), durable)

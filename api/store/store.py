@@ -7,7 +7,6 @@ validate documents; the store persists them, numbers every change and never lose
 import os
 import threading
 from contextlib import contextmanager
-from pathlib import Path
 
 from filelock import FileLock
 
@@ -209,7 +208,7 @@ class Store:
                     raise Unpublishable(f"{key} has no revision {target} to publish.")
             if commit.check is not None:
                 commit.check(dict(pointers))
-            change = journal.commit(self.layout, commit, pointers, self.last_seq(), content_hash, self.durable)
+            change = journal.commit(self.layout, commit, pointers, self.last_seq(), self.durable)
             self._committed = max(self._committed, change.seq)
             return change
 
