@@ -107,8 +107,11 @@ class ReadModel:
 
     def publications_after(self, since):
         """(seq, type, id, kind) of each document's latest publication change after `since`, in order."""
+        # A refresh replaces the list, so this one stays whole; an entry it drops meanwhile was
+        # superseded, and skipping it is what the feed does anyway.
         feed, entries = self._feed, self._feed_entries
-        for seq in feed[bisect.bisect_right(feed, since):]:
+        for index in range(bisect.bisect_right(feed, since), len(feed)):
+            seq = feed[index]
             found = entries.get(seq)
             if found is not None:
                 yield (seq, *found)
