@@ -77,7 +77,8 @@ class Documents:
                                                            workflow, check, details))
 
     @staticmethod
-    def _revision_commit(document, expected_revision, actor, message, publish, workflow, check=None, details=None):
+    def _revision_commit(document, expected_revision, actor, message, publish, workflow=None, check=None,
+                         details=None):
         if publish and workflow is None:
             workflow = {"state": "published"}  # an import publishes outright
         pointers = {"deleted": False, **({"workflow": workflow} if workflow is not None else {})}
@@ -177,9 +178,9 @@ class Documents:
 
     def _import_commit(self, action, document, actor, message):
         if action == "new":
-            return self._revision_commit(document, 0, actor, message, True, None)
+            return self._revision_commit(document, 0, actor, message, publish=True)
         if action == "edit":
-            return self._revision_commit(document, document["revision"], actor, message, True, None)
+            return self._revision_commit(document, document["revision"], actor, message, publish=True)
         kind, state = action
         override = (f"{message} ({FORCE_FLAG}: replaced store revision {state.head}, "
                     f"published {state.published or 'none'})").strip()
@@ -187,4 +188,4 @@ class Documents:
         if kind == "publish head":
             return Commit(state.type, state.id, "publish", actor, override, details, state.head,
                           pointers={"published": state.head, "workflow": {"state": "published"}})
-        return self._revision_commit(document, state.head, actor, override, True, None, details=details)
+        return self._revision_commit(document, state.head, actor, override, publish=True, details=details)
