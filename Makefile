@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/medkb validate content
-	$(BIN)/medkb import content
+	$(BIN)/medkb import --if-empty content
 	$(BIN)/medkb serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP)

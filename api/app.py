@@ -10,7 +10,6 @@ from api.services.delivery import Delivery
 from api.services.workflow import Editorial
 from api.store.draftmodel import DraftModel
 from api.web.bodies import BodyErrors
-from api.web.paths import check_path_segments
 from api.web.safejson import ScriptSafeJSONProvider
 from api.store.keys import KeyStore
 from api.store.readmodel import ReadModel
@@ -95,7 +94,6 @@ def create_app(test_config=None):
             services().delivery.refresh()
 
     app.after_request(add_page_links)
-    app.url_value_preprocessor(check_path_segments)
     app.after_request(finish_response)
 
     @app.route("/docs/assets/<path:filename>")

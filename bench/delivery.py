@@ -34,13 +34,14 @@ def free_port():
 
 def build_store(root, products):
     from api.knowledge.documents import load_set
+    from api.services.documents import Documents
     from api.store.store import Store
 
     documents = list(load_set([ROOT / "content"]).documents.values())
     template = next(d for d in documents if d["id"] == "benefix")
     padding = [dict(template, id=f"bench-product-{n:05d}", name=f"Bench {n}", related=[])
                for n in range(products - sum(d["type"] == "product" for d in documents))]
-    Store(root, durable=False).write_many(documents + padding, actor="bench", publish=True)
+    Documents(Store(root, durable=False)).import_(documents + padding, actor="bench")
 
 
 def start(command, env, port):

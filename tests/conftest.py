@@ -72,17 +72,19 @@ def kb_folder(tmp_path, documents):
 @pytest.fixture
 def store(tmp_path, documents):
     """A real store on disk holding the minimal knowledge base, published."""
+    from api.services.documents import Documents
     from api.store.store import Store
 
     store = Store(tmp_path / "db")
-    store.write_many(documents, actor="import", message="import", publish=True)
+    Documents(store).import_(documents, actor="import", message="import")
     return store
 
 
 def import_documents(db, documents):
+    from api.services.documents import Documents
     from api.store.store import Store
 
-    Store(db, durable=False).write_many(documents, actor="import", message="import", publish=True)
+    Documents(Store(db, durable=False)).import_(documents, actor="import", message="import")
     return db
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from api.services.documents import Documents
 from api.store.store import Conflict, Store  # noqa: E402
 
 
@@ -22,7 +23,7 @@ def main(store_path, name, count, log_path, *faq_ids):
             while True:
                 head = store.head("faq", faq_id)
                 try:
-                    change = store.write(dict(head.content, answer=answer), expected_revision=head.revision,
+                    change = Documents(store).write(dict(head.content, answer=answer), expected_revision=head.revision,
                                          actor=name, message=f"write {i}")
                     break
                 except Conflict:

@@ -1,9 +1,12 @@
 """GET /v1/bundle: the published set in one response, plus the feed cursor to follow from."""
 import gzip
 
+import time
+
 import pytest
 import requests
 
+from api.services.documents import Documents
 from api.app import create_app
 from api.store.store import Store
 from test_feed import published_set
@@ -41,7 +44,7 @@ def client(db):
 
 def edit_faq(store, answer, publish=True):
     head = store.head("faq", "drug-q1")
-    return store.write(dict(head.content, answer=answer), expected_revision=head.revision, actor="ann",
+    return Documents(store).write(dict(head.content, answer=answer), expected_revision=head.revision, actor="ann",
                        publish=publish)
 
 
@@ -106,17 +109,23 @@ def test_a_bundle_then_the_feed_from_its_cursor_is_the_published_set(server, con
     # The app was offline while editors worked: a publish, an unpublish, a new document, a draft.
     store = Store(content_db)
     head = store.head("faq", "hemgenix-how-does-it-work")
-    store.write(dict(head.content, question="How does Hemgenix work, briefly?"), expected_revision=head.revision,
+    Documents(store).write(dict(head.content, question="How does Hemgenix work, briefly?"), expected_revision=head.revision,
                 actor="ann", publish=True)
     padua = store.state("faq", "hemgenix-what-is-the-padua-variant")
-    store.set_pointers("faq", "hemgenix-what-is-the-padua-variant", expected_revision=padua.head,
-                       changes={"published": None}, kind="unpublish", actor="paul")
+    unpublished = Documents(store).set_pointers("faq", "hemgenix-what-is-the-padua-variant",
+                                                expected_revision=padua.head, changes={"published": None},
+                                                kind="unpublish", actor="paul")
     head = store.head("product", "hemgenix")
-    store.write(dict(head.content, summary="A draft summary."), expected_revision=head.revision, actor="ann")
+    Documents(store).write(dict(head.content, summary="A draft summary."), expected_revision=head.revision, actor="ann")
 
     def get(path):
         return session.get(f"{server}{path}").json()
 
+    # Each worker catches up within 0.1 s (DESIGN); wait until every answer has, as a client would.
+    deadline = time.monotonic() + 10
+    while not all(get("/readyz")["change"] >= unpublished.seq for _ in range(6)):
+        assert time.monotonic() < deadline, "the publish never reached every worker"
+        time.sleep(0.05)
     follow_feed(get, state, body["cursor"])
     assert state == published_set(content_db)
     assert state[("faq", "hemgenix-how-does-it-work")]["question"] == "How does Hemgenix work, briefly?"

@@ -38,7 +38,7 @@ def docs(loaded):
 
 
 def of_type(docs, type_name):
-    return [doc for key, doc in sorted(docs.items()) if key.startswith(f"{type}/")]
+    return [doc for key, doc in sorted(docs.items()) if key.startswith(f"{type_name}/")]
 
 
 def text_of(node):

@@ -2,6 +2,7 @@
 import pytest
 
 from api.app import create_app
+from api.services.documents import Documents
 from api.store.store import Store
 
 
@@ -56,7 +57,7 @@ def test_deltas_bring_upserts_and_tombstones_in_order_and_never_drafts(feed_clie
     state = {}
     cursor, _ = sync(feed_client, state)
     store = Store(db)
-    store.write(dict(faq_content(store), answer="A draft nobody may see."), expected_revision=1, actor="ann")
+    Documents(store).write(dict(faq_content(store), answer="A draft nobody may see."), expected_revision=1, actor="ann")
     draft_response = feed_client.get(f"/v1/feed?since={cursor}")
     draft_page = draft_response.get_json()
     # A draft moves nothing public: no change, the same cursor, the same tag.
@@ -64,9 +65,9 @@ def test_deltas_bring_upserts_and_tombstones_in_order_and_never_drafts(feed_clie
     assert feed_client.get(f"/v1/feed?since={cursor}", headers={
         "If-None-Match": draft_response.headers["ETag"]}).status_code == 304
 
-    store.set_pointers("faq", "drug-q1", expected_revision=2, changes={"published": 2}, kind="publish", actor="pub")
-    store.delete("article", "about-drug", expected_revision=1, actor="pub")
-    store.set_pointers("faq", "drug-q2", expected_revision=1, changes={"published": None}, kind="unpublish", actor="pub")
+    Documents(store).set_pointers("faq", "drug-q1", expected_revision=2, changes={"published": 2}, kind="publish", actor="pub")
+    Documents(store).delete("article", "about-drug", expected_revision=1, actor="pub")
+    Documents(store).set_pointers("faq", "drug-q2", expected_revision=1, changes={"published": None}, kind="unpublish", actor="pub")
     page = feed_client.get(f"/v1/feed?since={draft_page['next_cursor']}").get_json()
     assert [(c["op"], c["id"], c.get("reason")) for c in page["changes"]] == [
         ("upsert", "drug-q1", None), ("delete", "about-drug", "deleted"), ("delete", "drug-q2", "unpublished")]
@@ -81,11 +82,11 @@ def test_replay_from_the_start_after_a_long_history_is_exactly_the_published_set
     store = Store(db)
     for n in range(5):
         head = store.head("faq", "drug-q1")
-        store.write(dict(head.content, answer=f"Edit {n}."), expected_revision=head.revision, actor="ann",
+        Documents(store).write(dict(head.content, answer=f"Edit {n}."), expected_revision=head.revision, actor="ann",
                     publish=n % 2 == 0)
-    store.set_pointers("faq", "drug-q2", expected_revision=1, changes={"published": None}, kind="unpublish", actor="pub")
-    store.set_pointers("faq", "drug-q2", expected_revision=1, changes={"published": 1}, kind="publish", actor="pub")
-    store.delete("article", "about-drug", expected_revision=1, actor="pub")
+    Documents(store).set_pointers("faq", "drug-q2", expected_revision=1, changes={"published": None}, kind="unpublish", actor="pub")
+    Documents(store).set_pointers("faq", "drug-q2", expected_revision=1, changes={"published": 1}, kind="publish", actor="pub")
+    Documents(store).delete("article", "about-drug", expected_revision=1, actor="pub")
     state = {}
     sync(feed_client, state, limit=2)
     assert state == published_set(db)
@@ -99,7 +100,7 @@ def test_cursors_survive_a_restart(db):
     state = {}
     cursor, _ = sync(create_app({"MEDKB_DB": str(db), "MEDKB_CHECK_INTERVAL": 0}).test_client(), state)
     store = Store(db)
-    store.write(dict(faq_content(store), answer="After restart."), expected_revision=1, actor="ann", publish=True)
+    Documents(store).write(dict(faq_content(store), answer="After restart."), expected_revision=1, actor="ann", publish=True)
     restarted = create_app({"MEDKB_DB": str(db), "MEDKB_CHECK_INTERVAL": 0}).test_client()
     page = restarted.get(f"/v1/feed?since={cursor}").get_json()
     assert [(c["id"], c["document"]["answer"]) for c in page["changes"]] == [("drug-q1", "After restart.")]
@@ -116,8 +117,8 @@ def test_drafts_never_reach_delivery_search_or_feed(feed_client, db):
     urls = ("/v1/faqs/drug-q1", "/v1/faqs", "/v1/search?q=zanzibar", "/v1/products/drug?include=faqs")
     before = {url: feed_client.get(url).get_data() for url in urls}
     feed_before = feed_client.get("/v1/feed").get_json()["changes"]
-    store.write(dict(faq_content(store), answer="Zanzibar draft."), expected_revision=1, actor="ann")
-    store.write({**faq_content(store, "drug-q2"), "id": "drug-q3", "position": 3, "answer": "Zanzibar new."},
+    Documents(store).write(dict(faq_content(store), answer="Zanzibar draft."), expected_revision=1, actor="ann")
+    Documents(store).write({**faq_content(store, "drug-q2"), "id": "drug-q3", "position": 3, "answer": "Zanzibar new."},
                 expected_revision=0, actor="ann")
     for url, body in before.items():
         assert feed_client.get(url).get_data() == body, url

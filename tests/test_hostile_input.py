@@ -14,9 +14,11 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.services.documents import Documents
 from api.app import create_app
 from api.store.keys import KeyStore
-from api.store.store import InvalidDocument, Store
+from api.knowledge.documents import InvalidDocument
+from api.store.store import Store
 from conftest import ROOT
 from realserver import fingerprint, serving
 
@@ -219,10 +221,10 @@ def test_the_store_refuses_what_it_cannot_serialize_before_the_commit_starts(con
     before = fingerprint(content_db)
     for bad in (2**64, 2**53, float("inf")):
         with pytest.raises(InvalidDocument) as refused:
-            store.write(dict(head.content, position=bad), expected_revision=head.revision, actor="test")
+            Documents(store).write(dict(head.content, position=bad), expected_revision=head.revision, actor="test")
         assert ("position", refused.value.errors[0][1]) == refused.value.errors[0]
     with pytest.raises(InvalidDocument):
-        store.write(dict(head.content, answer="\ud800"), expected_revision=head.revision, actor="test")
+        Documents(store).write(dict(head.content, answer="\ud800"), expected_revision=head.revision, actor="test")
     assert fingerprint(content_db) == before and no_pending_commit(content_db)
 
 

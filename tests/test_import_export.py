@@ -1,19 +1,15 @@
 """`medkb import`, `medkb export` and `medkb check`, run as real processes on the shipped content."""
 import json
-import os
 import shutil
-import subprocess
-import sys
+import time
 
 import pytest
+import requests
 
+from api.services.documents import Documents
 from api.store.store import Store
-from conftest import CONTENT, ROOT
-
-
-def medkb(db, *args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "api.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(db)}, timeout=300)
+from conftest import CONTENT
+from serving import medkb, serving
 
 
 @pytest.fixture
@@ -62,7 +58,7 @@ def test_export_removes_documents_no_longer_published(tmp_path, content_copy):
     db = tmp_path / "db"
     medkb(db, "import", content_copy)
     store = Store(db)
-    store.delete("article", "how-does-hemgenix-work", expected_revision=1, actor="ann")
+    Documents(store).delete("article", "how-does-hemgenix-work", expected_revision=1, actor="ann")
     (content_copy / "notes.json").write_text("{}")  # not the store's: left alone
     result = medkb(db, "export", "--out", content_copy)
     assert result.stdout.strip() == f"14 published documents in {content_copy}: 0 written, 1 removed."
@@ -101,9 +97,9 @@ def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content
     ok = medkb(db, "check")
     assert ok.returncode == 0
     assert ok.stdout.strip() == f"{db}: 15 documents, 15 revisions, change sequence at 15: OK."
-    victim = db / "documents" / "product" / "hemgenix.json"
+    victim = db / "documents" / "product" / "hemgenix" / "1.json"
     data = json.loads(victim.read_bytes())
-    data["revisions"]["1"]["content"]["name"] = "Hemgenics"
+    data["content"]["name"] = "Hemgenics"
     victim.write_text(json.dumps(data))
     bad = medkb(db, "check")
     assert bad.returncode == 1
@@ -113,7 +109,7 @@ def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content
 def test_a_corrupt_store_file_is_one_line_and_left_as_it_was(tmp_path, content_copy):
     db = tmp_path / "db"
     medkb(db, "import", content_copy)
-    victim = db / "documents" / "faq" / "hemgenix-how-does-it-work.json"
+    victim = db / "documents" / "faq" / "hemgenix-how-does-it-work" / "pointers.json"
     victim.write_bytes(victim.read_bytes()[:100])
     before = victim.read_bytes()
     for command in (["check"], ["import", content_copy], ["export", "--out", tmp_path / "out"]):
@@ -122,3 +118,121 @@ def test_a_corrupt_store_file_is_one_line_and_left_as_it_was(tmp_path, content_c
         assert result.stderr.startswith(f"{victim}: store file is corrupt")
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert victim.read_bytes() == before
+
+
+# --- the store is the source of truth (issue 8.2) ----------------------------------------------
+
+FAQ = "faq/hemgenix-how-does-it-work"
+ARTICLE = "article/how-does-hemgenix-work"  # nothing published refers to it, so it can be unpublished
+
+
+def editor_session(base, secret):
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {secret}"
+    return session
+
+
+def transition(session, base, key, action, **body):
+    url = f"{base}/v1/editorial/documents/{key}"
+    etag = session.get(url).headers["ETag"]
+    response = session.post(f"{url}/transitions", json={"action": action, **body}, headers={"If-Match": etag})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def store_view(db):
+    store = Store(db)
+    return {(s.type, s.id): (s, store.head(s.type, s.id).content) for s in store.states()}, store.changes(0)
+
+
+def test_import_never_reverts_what_editors_did(tmp_path, content_copy):
+    from api.store.keys import KeyStore
+
+    db = tmp_path / "db"
+    assert medkb(db, "import", content_copy).returncode == 0
+    keys = {name: KeyStore(db).create(role, name)[1]
+            for name, role in [("ann", "author"), ("rita", "reviewer"), ("paul", "publisher")]}
+    with serving(db) as base:
+        ann, rita, paul = (editor_session(base, keys[name]) for name in ("ann", "rita", "paul"))
+        url = f"{base}/v1/editorial/documents/{FAQ}"
+        edited = ann.patch(url, json={"answer": "An editor's newer answer."},
+                           headers={"If-Match": ann.get(url).headers["ETag"]})
+        assert edited.status_code == 200, edited.text
+        transition(ann, base, FAQ, "submit")
+        transition(rita, base, FAQ, "approve")
+        transition(paul, base, FAQ, "publish")
+        transition(paul, base, ARTICLE, "unpublish")
+        product = f"{base}/v1/editorial/documents/product/hemgenix"
+        draft = ann.patch(product, json={"summary": "A pending draft nobody has reviewed."},
+                          headers={"If-Match": ann.get(product).headers["ETag"]})
+        assert draft.status_code == 200, draft.text
+        public_before = {path: requests.get(base + path).content
+                         for path in ("/v1/faqs/hemgenix-how-does-it-work", "/v1/products/hemgenix")}
+        before = store_view(db)
+
+        result = medkb(db, "import", content_copy)
+
+        assert result.returncode == 1
+        faq_file = content_copy / "faqs" / "hemgenix-how-does-it-work.json"
+        article_file = content_copy / "articles" / "how-does-hemgenix-work.json"
+        assert sorted(result.stderr.splitlines()) == sorted([
+            f"{faq_file}: file is at revision 1, store is at revision 2 (published 2); export first, or pass "
+            f"--force-revert to replace the store's version with the file",
+            f"{article_file}: file is at revision 1, store is at revision 1 (not published); export first, or pass "
+            f"--force-revert to replace the store's version with the file"])
+        assert result.stdout.strip() == f"15 documents: 0 changed, 13 unchanged, 2 refused; store at change {len(before[1])}."
+        assert store_view(db) == before, "nothing an editor did was touched"
+        time.sleep(0.3)  # past every worker's check interval: they would have replayed a change by now
+        for path, body in public_before.items():
+            assert requests.get(base + path).content == body
+        assert requests.get(f"{base}/v1/articles/how-does-hemgenix-work").status_code == 404
+        feed = requests.get(f"{base}/v1/feed?since={len(before[1])}")
+        assert feed.json()["changes"] == []
+        assert requests.get(f"{base}/v1/feed?since={len(before[1])}",
+                            headers={"If-None-Match": feed.headers["ETag"]}).status_code == 304
+        audit = rita.get(f"{base}/v1/editorial/audit?page=2&page_size=10")
+        assert [e["seq"] for e in audit.json()] == list(range(11, 21))
+        assert json.loads(audit.headers["X-Pagination"])["total"] == len(before[1])
+
+    if_empty = medkb(db, "import", "--if-empty", content_copy)
+    assert if_empty.returncode == 0 and "not importing" in if_empty.stdout
+    assert store_view(db) == before
+
+    forced = medkb(db, "import", "--force-revert", content_copy)
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stdout.strip() == f"15 documents: 2 changed, 13 unchanged; store at change {len(before[1]) + 2}."
+    store = Store(db)
+    assert store.published(*FAQ.split("/")).content["answer"] == json.loads(faq_file.read_text())["answer"]
+    assert store.published(*ARTICLE.split("/")).revision == 1
+    assert store.head("product", "hemgenix").revision == 2, "the pending draft, equal to no file, stays"
+    overrides = store.changes(len(before[1]))
+    assert [(c.actor, c.kind) for c in overrides] == [("import", "publish"), ("import", "publish")]
+    assert all("--force-revert: replaced store revision" in c.message for c in overrides)
+
+
+def test_export_edit_import_round_trip(tmp_path, content_copy):
+    from api.services.documents import Documents
+
+    db = tmp_path / "db"
+    assert medkb(db, "import", content_copy).returncode == 0
+    stale = (content_copy / "faqs" / "hemgenix-how-does-it-work.json").read_bytes()
+    store = Store(db)
+    head = store.head(*FAQ.split("/"))
+    Documents(store).write(dict(head.content, answer="Published from the API."), expected_revision=1, actor="ann",
+                           publish=True)
+    assert medkb(db, "export", "--out", content_copy).returncode == 0
+    path = content_copy / "faqs" / "hemgenix-how-does-it-work.json"
+    document = json.loads(path.read_text())
+    assert document["revision"] == 2 and document["answer"] == "Published from the API."
+    document["question"] = "How does Hemgenix work, step by step?"
+    path.write_text(json.dumps(document))
+    applied = medkb(db, "import", content_copy)
+    assert applied.stdout.strip() == "15 documents: 1 changed, 14 unchanged; store at change 17."
+    published = Store(db).published(*FAQ.split("/"))
+    assert published.revision == 3 and published.content["question"].endswith("step by step?")
+    assert medkb(db, "import", content_copy).stdout.strip() == "15 documents: 0 changed, 15 unchanged; store at change 17."
+    path.write_bytes(stale)
+    refused = medkb(db, "import", content_copy)
+    assert refused.returncode == 1
+    assert f"{path}: file is at revision 1, store is at revision 3 (published 3)" in refused.stderr
+    assert Store(db).published(*FAQ.split("/")).revision == 3

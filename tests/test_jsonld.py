@@ -33,7 +33,7 @@ def shipped():
 def lookup_in(documents, missing=()):
     """A lookup over `documents` that answers None for the "type/id" keys in `missing`."""
     def lookup(type_name, id_):
-        key = f"{type}/{id}"
+        key = f"{type_name}/{id_}"
         return None if key in missing else documents.get(key)
     return lookup
 
@@ -212,13 +212,13 @@ def test_missing_faq_is_skipped(shipped, article):
     missing = f"faq/{article['faqs'][1]}"
     page = article_jsonld(article, lookup_in(shipped, {missing}), BASE)
     questions = page["mainEntity"]["mainEntity"]
-    expected = [shipped[f"faq/{id}"]["question"] for id_ in article["faqs"] if f"faq/{id}" != missing]
+    expected = [shipped[f"faq/{id_}"]["question"] for id_ in article["faqs"] if f"faq/{id_}" != missing]
     assert [q["name"] for q in questions] == expected
     assert [q["position"] for q in questions] == [1, 2, 3]
 
 
 def test_no_faqs_means_no_faq_page(shipped, article):
-    missing = {f"faq/{id}" for id_ in article["faqs"]}
+    missing = {f"faq/{id_}" for id_ in article["faqs"]}
     assert "mainEntity" not in article_jsonld(article, lookup_in(shipped, missing), BASE)
     del article["faqs"]
     assert "mainEntity" not in article_jsonld(article, lookup_in(shipped), BASE)

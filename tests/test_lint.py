@@ -29,7 +29,7 @@ def clean_documents():
 
 
 def run(documents, key, today=TODAY):
-    return lint(documents[key], lambda type_name, id_: documents.get(f"{type}/{id}"), today)
+    return lint(documents[key], lambda type_name, id_: documents.get(f"{type_name}/{id_}"), today)
 
 
 def set_field(path, value):

@@ -14,6 +14,7 @@ import pytest
 import requests
 from markdown_it import MarkdownIt
 
+from api.services.documents import Documents
 from api.app import create_app
 from api.store.keys import KeyStore
 from conftest import ROOT
@@ -249,10 +250,10 @@ def published_with_symbols(content_db):
 
     store = Store(content_db, durable=False)
     faq = store.head("faq", "hemgenix-how-does-it-work")
-    store.write(dict(faq.content, answer=SYMBOLS, question="Is < 1% & > 0 severe?"),
+    Documents(store).write(dict(faq.content, answer=SYMBOLS, question="Is < 1% & > 0 severe?"),
                 expected_revision=faq.revision, actor="test", publish=True)
     product = store.head("product", "hemgenix")
-    store.write(dict(product.content, summary=f"`<b>` {SYMBOLS}"), expected_revision=product.revision, actor="test",
+    Documents(store).write(dict(product.content, summary=f"`<b>` {SYMBOLS}"), expected_revision=product.revision, actor="test",
                 publish=True)
     return content_db
 

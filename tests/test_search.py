@@ -43,7 +43,7 @@ def faq(id_, question, answer, product="drug"):
 
 
 def product(id_, name, summary, **fields):
-    return {**envelope("product", id_), "name": name, "non_proprietary_name": f"{id}ase", "summary": summary,
+    return {**envelope("product", id_), "name": name, "non_proprietary_name": f"{id_}ase", "summary": summary,
             "how_it_works": {"text": "It works."}, "classes": [{"system": "pharmacologic", "name": "a class"}],
             **fields}
 

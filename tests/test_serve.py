@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from api.services.documents import Documents
 from api.store.store import Store
 from conftest import ROOT
 
@@ -66,7 +67,7 @@ def test_serve_answers_with_several_workers(server):
 def test_a_publish_reaches_every_worker_within_a_second(server, content_db):
     store = Store(content_db)
     head = store.head("faq", "hemgenix-how-does-it-work")
-    store.write(dict(head.content, question="How does Hemgenix work? (updated)"), expected_revision=head.revision,
+    Documents(store).write(dict(head.content, question="How does Hemgenix work? (updated)"), expected_revision=head.revision,
                 actor="test", publish=True)
     published_at = time.monotonic()
     seen = 0

@@ -11,7 +11,9 @@ import pytest
 
 from api.store.readmodel import ReadModel
 from api.store.storage import StoreCorrupt
-from api.store.store import Conflict, InvalidDocument, NotFound, Store, content_hash
+from api.services.documents import Documents
+from api.knowledge.documents import InvalidDocument
+from api.store.store import Conflict, NotFound, Store, content_hash
 from conftest import ROOT
 
 WORKER = ROOT / "tests" / "store_worker.py"
@@ -27,8 +29,8 @@ def snapshot(root):
 
 def test_every_write_is_a_new_immutable_revision(store):
     first = store.head("faq", "drug-q1")
-    store.write(dict(first.content, answer="Second."), expected_revision=1, actor="ann", message="clarify")
-    store.write(dict(first.content, answer="Third."), expected_revision=2, actor="bob", message="again")
+    Documents(store).write(dict(first.content, answer="Second."), expected_revision=1, actor="ann", message="clarify")
+    Documents(store).write(dict(first.content, answer="Third."), expected_revision=2, actor="bob", message="again")
     revisions = store.revisions("faq", "drug-q1")
     assert [(r.revision, r.content["answer"], r.actor, r.message) for r in revisions] == [
         (1, "A1.", "import", "import"), (2, "Second.", "ann", "clarify"), (3, "Third.", "bob", "again")]
@@ -40,16 +42,16 @@ def test_every_write_is_a_new_immutable_revision(store):
 
 def test_write_with_a_stale_revision_is_refused(store):
     content = faq(store)
-    store.write(dict(content, answer="Mine."), expected_revision=1, actor="ann")
+    Documents(store).write(dict(content, answer="Mine."), expected_revision=1, actor="ann")
     with pytest.raises(Conflict) as raised:
-        store.write(dict(content, answer="Theirs."), expected_revision=1, actor="bob")
+        Documents(store).write(dict(content, answer="Theirs."), expected_revision=1, actor="bob")
     assert raised.value.current == 2
     assert store.head("faq", "drug-q1").content["answer"] == "Mine."
 
 
 def test_creating_a_document_that_exists_is_a_conflict(store):
     with pytest.raises(Conflict):
-        store.write(faq(store), expected_revision=0, actor="ann")
+        Documents(store).write(faq(store), expected_revision=0, actor="ann")
 
 
 @pytest.mark.parametrize("change,field", [
@@ -64,7 +66,7 @@ def test_invalid_write_raises_and_changes_nothing_on_disk(store, change, field):
     content = faq(store)
     change(content)
     with pytest.raises(InvalidDocument) as raised:
-        store.write(content, expected_revision=1, actor="ann")
+        Documents(store).write(content, expected_revision=1, actor="ann")
     assert field in [f for f, _ in raised.value.errors]
     assert snapshot(store.root) == before
 
@@ -72,50 +74,50 @@ def test_invalid_write_raises_and_changes_nothing_on_disk(store, change, field):
 def test_older_format_is_migrated_on_write(store):
     content = faq(store)
     content.update(schema_version=1, citations=["src"])
-    store.write(content, expected_revision=1, actor="ann")
+    Documents(store).write(content, expected_revision=1, actor="ann")
     head = store.head("faq", "drug-q1").content
     assert head["schema_version"] == 2 and head["citations"] == [{"source": "src"}]
 
 
 def test_delete_adds_a_tombstone_and_keeps_history(store):
-    store.delete("article", "about-drug", expected_revision=1, actor="ann", message="obsolete")
+    Documents(store).delete("article", "about-drug", expected_revision=1, actor="ann", message="obsolete")
     head = store.head("article", "about-drug")
     assert head.deleted and head.revision == 2
     assert store.published("article", "about-drug") is None
     assert store.revision("article", "about-drug", 1).content["headline"] == "About Drug"
     with pytest.raises(NotFound):
-        store.delete("article", "about-drug", expected_revision=2, actor="ann")
+        Documents(store).delete("article", "about-drug", expected_revision=2, actor="ann")
     # Once nothing refers to them, what the article showed can go too.
-    store.delete("faq", "drug-q2", expected_revision=1, actor="ann")
+    Documents(store).delete("faq", "drug-q2", expected_revision=1, actor="ann")
 
 
 def test_delete_is_refused_while_referenced(store):
     with pytest.raises(InvalidDocument, match="still referred to by article/about-drug"):
-        store.delete("mechanism", "drug-mechanism", expected_revision=1, actor="ann")
+        Documents(store).delete("mechanism", "drug-mechanism", expected_revision=1, actor="ann")
     assert not store.head("mechanism", "drug-mechanism").deleted
 
 
 def test_change_sequence_is_gapless_and_survives_restart(store):
     content = faq(store)
     for i in range(3):
-        store.write(dict(content, answer=f"v{i}"), expected_revision=None, actor="ann")
+        Documents(store).write(dict(content, answer=f"v{i}"), expected_revision=None, actor="ann")
     reopened = Store(store.root)
     changes = reopened.changes(0)
     assert [c.seq for c in changes] == list(range(1, 13))
     assert [c.kind for c in changes[-3:]] == ["revision"] * 3
     assert reopened.changes(10) == changes[10:]
     assert reopened.changes(0, limit=2) == changes[:2]
-    reopened.write(dict(content, answer="after restart"), expected_revision=None, actor="ann")
+    Documents(reopened).write(dict(content, answer="after restart"), expected_revision=None, actor="ann")
     assert reopened.last_seq() == 13
 
 
 def test_changes_span_segments(tmp_path, documents, monkeypatch):
-    import api.store.store
+    import api.store.layout
 
-    monkeypatch.setattr(api.store.store, "SEGMENT_SIZE", 4)
+    monkeypatch.setattr(api.store.layout, "SEGMENT_SIZE", 4)
     store = Store(tmp_path / "db")
-    store.write_many(documents, actor="import", publish=True)
-    assert len(list((tmp_path / "db" / "changes").glob("*.json"))) == 3
+    Documents(store).import_(documents, actor="import")
+    assert len(list((tmp_path / "db" / "changes").glob("*.jsonl"))) == 3
     assert [c.seq for c in store.changes(3, limit=5)] == [4, 5, 6, 7, 8]
     assert store.verify() == []
 
@@ -124,18 +126,18 @@ def test_import_of_a_set_with_a_bad_document_writes_nothing(tmp_path, documents)
     documents[-1]["author"] = "nobody"
     store = Store(tmp_path / "db")
     with pytest.raises(InvalidDocument, match="person/nobody"):
-        store.write_many(documents, actor="import", publish=True)
+        Documents(store).import_(documents, actor="import")
     assert store.last_seq() == 0 and list(store.keys()) == []
 
 
 # --- corruption -------------------------------------------------------------
 
 @pytest.mark.parametrize("victim,damage", [
-    ("documents/faq/drug-q1.json", lambda b: b[: len(b) // 2]),
-    ("documents/faq/drug-q1.json", lambda b: b"\x00" * len(b)),
-    ("documents/faq/drug-q1.json", lambda b: b"[]"),
-    ("documents/faq/drug-q1.json", lambda b: b"{}"),
-    ("changes/00000000.json", lambda b: b[:-3]),
+    ("documents/faq/drug-q1/pointers.json", lambda b: b[: len(b) // 2]),
+    ("documents/faq/drug-q1/pointers.json", lambda b: b"\x00" * len(b)),
+    ("documents/faq/drug-q1/pointers.json", lambda b: b"[]"),
+    ("documents/faq/drug-q1/pointers.json", lambda b: b"{}"),
+    ("changes/00000000.jsonl", lambda b: b[:-3]),
     ("head.json", lambda b: b"{\"seq\": "),
 ], ids=["truncated", "zeroed", "not-an-object", "no-pointers", "truncated-changes", "truncated-head"])
 def test_corrupt_file_stops_the_store_and_is_left_untouched(store, victim, damage):
@@ -149,11 +151,13 @@ def test_corrupt_file_stops_the_store_and_is_left_untouched(store, victim, damag
 
 
 def test_check_reports_tampered_content_and_pointers(store):
-    path = store.root / "documents" / "faq" / "drug-q1.json"
-    data = json.loads(path.read_bytes())
-    data["revisions"]["1"]["content"]["answer"] = "Tampered."
-    data["pointers"]["1"]["published"] = 5
-    path.write_text(json.dumps(data))
+    folder = store.root / "documents" / "faq" / "drug-q1"
+    revision = json.loads((folder / "1.json").read_bytes())
+    revision["content"]["answer"] = "Tampered."
+    (folder / "1.json").write_text(json.dumps(revision))
+    pointers = json.loads((folder / "pointers.json").read_bytes())
+    pointers["published"] = 5
+    (folder / "pointers.json").write_text(json.dumps(pointers))
     problems = Store(store.root).verify()
     assert any("revision 1: content does not match its hash" in p for p in problems)
     assert any("published points at revision 5" in p for p in problems)
@@ -168,7 +172,7 @@ def test_read_model_serves_published_and_follows_other_processes(store):
     assert [p.document["id"] for p in model.all("faq")] == ["drug-q1", "drug-q2"]
     content = dict(faq(store), answer="Draft only.")
     # Another process commits a draft, then a publish, then a deletion.
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store.store import Store; s = Store({str(store.root)!r});"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store.store import Store; from api.services.documents import Documents; s = Documents(Store({str(store.root)!r}));"
               f"import json; c = json.loads({json.dumps(json.dumps(content))});"
               "s.write(c, expected_revision=1, actor='x');")
     subprocess.run([sys.executable, "-c", script], check=True)
@@ -190,7 +194,7 @@ def test_read_model_sees_another_process_within_the_check_interval(store):
     from api.store.readmodel import CHECK_INTERVAL
 
     model = ReadModel(store)
-    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store.store import Store; s = Store({str(store.root)!r});"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from api.store.store import Store; from api.services.documents import Documents; s = Documents(Store({str(store.root)!r}));"
               "s.delete('article', 'about-drug', expected_revision=1, actor='x')")
     subprocess.run([sys.executable, "-c", script], check=True)
     model.refresh()  # within the interval of the last check: may still answer from memory
@@ -243,12 +247,16 @@ def test_writer_killed_at_random_moments_loses_no_acknowledged_write(store, tmp_
     rng = random.Random(20261123)
     log = tmp_path / "ack.log"
     for attempt in range(25):
+        acknowledged = len(read_acknowledged([log]))
         worker = subprocess.Popen([sys.executable, str(WORKER), str(store.root), f"k{attempt}", "100000", str(log),
                                    "drug-q1", "drug-q2"])
-        # Python start-up and imports take ~0.2s; kill somewhere across the first writes.
-        time.sleep(rng.uniform(0.2, 0.6))
+        # Start-up time varies a lot on a loaded machine: wait for the first acknowledged write,
+        # then kill somewhere across the next commits (a commit takes a few tens of ms).
+        while len(read_acknowledged([log])) == acknowledged and worker.poll() is None:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.1))
         os.kill(worker.pid, signal.SIGKILL)
         assert worker.wait(timeout=30) == -signal.SIGKILL
         assert_consistent(store.root, read_acknowledged([log]))
         assert list(store.root.rglob(".*.tmp")) == [], "opening the store clears a killed writer's temporaries"
-    assert len(read_acknowledged([log])) > 25, "the writer should have acknowledged writes before most kills"
+        assert len(read_acknowledged([log])) > acknowledged, "the writer acknowledged writes before the kill"

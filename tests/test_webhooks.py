@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from api.services.documents import Documents
 from api.services.webhooks import Settings, Webhooks, parse_allow
 from api.services.workflow import Editorial
 from api.store.keys import ApiKey
@@ -44,7 +45,7 @@ def subscribe(service, receiver, name="hook", **options):
 def publish_new_faq(store, id_="drug-q3", answer="A3."):
     faq = dict(store.head("faq", "drug-q1").content, id=id_, position=3, question="Q3?", answer=answer)
     head = store.head("faq", id_)
-    return store.write(faq, expected_revision=head.revision if head else 0, actor="ann", publish=True)
+    return Documents(store).write(faq, expected_revision=head.revision if head else 0, actor="ann", publish=True)
 
 
 def run_tick(service):
@@ -81,7 +82,7 @@ def test_publish_unpublish_delete_and_scheduled_publish_each_deliver_exactly_onc
     deliver_all(service)
     unpublished = editorial.transition("faq", "drug-q3", "unpublish", published.revision, admin)
     deliver_all(service)
-    deleted = store.delete("faq", "drug-q3", expected_revision=published.revision, actor="ada")
+    deleted = Documents(store).delete("faq", "drug-q3", expected_revision=published.revision, actor="ada")
     deliver_all(service)
     # A draft, its review and a schedule are not publication changes: nothing is sent for them.
     head = store.head("faq", "drug-q1")
@@ -113,9 +114,9 @@ def test_event_and_type_filters_choose_what_is_sent(store, service, receiver):
     subscribe(service, receiver, "faqs", events=["publish"], types=["faq"])
     subscribe(service, receiver, "products", types=["product"])
     published = publish_new_faq(store)
-    store.delete("faq", "drug-q3", expected_revision=published.revision, actor="ada")
+    Documents(store).delete("faq", "drug-q3", expected_revision=published.revision, actor="ada")
     product = store.head("product", "other")
-    store.write(dict(product.content, summary="Another, revised."), expected_revision=product.revision, actor="ann",
+    Documents(store).write(dict(product.content, summary="Another, revised."), expected_revision=product.revision, actor="ann",
                 publish=True)
     deliver_all(service)
     assert [(m["type"], m["data"]["id"]) for m in receiver.messages("faqs")] == [("publish", "drug-q3")]

@@ -1,6 +1,7 @@
 """/v1/editorial/webhooks through the Flask test client: roles, refusals as problem+json, the documented shapes."""
 import pytest
 
+from api.services.documents import Documents
 from api.app import create_app
 from api.store.keys import KeyStore
 from api.store.store import Store
@@ -96,7 +97,7 @@ def test_replays_of_what_does_not_exist_are_refused(client, admin, subscription,
 def test_a_replay_is_queued_for_the_worker_and_shown(client, admin, subscription, db):
     store = Store(db)
     head = store.head("faq", "drug-q1")
-    change = store.write(dict(head.content, answer="A1, again."), expected_revision=head.revision, actor="ann",
+    change = Documents(store).write(dict(head.content, answer="A1, again."), expected_revision=head.revision, actor="ann",
                          publish=True)
     response = client.post(f"{HOOKS}/{subscription['id']}/deliveries/msg_{change.seq}/replay", headers=admin)
     assert response.status_code == 202 and response.get_json()["queued_replays"] == [f"msg_{change.seq}"]

@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from api.services.documents import Documents
 from api.store.keys import KeyStore
 from api.store.store import Store
 from conftest import ROOT
@@ -66,7 +67,7 @@ FAQ = ("faq", "hemgenix-how-does-it-work")
 def publish_edit(db, text, key=FAQ):
     store = Store(db)
     head = store.head(*key)
-    return store.write(dict(head.content, question=text), expected_revision=head.revision, actor="test",
+    return Documents(store).write(dict(head.content, question=text), expected_revision=head.revision, actor="test",
                        publish=True)
 
 
@@ -144,7 +145,7 @@ def test_killing_the_worker_mid_delivery_loses_nothing(content_db, receiver):
         store = Store(content_db)
         head = store.head(*key)
         field = "question" if key[0] == "faq" else "summary"
-        changes.append(store.write(dict(head.content, **{field: f"{head.content[field]} ({n})"}),
+        changes.append(Documents(store).write(dict(head.content, **{field: f"{head.content[field]} ({n})"}),
                                    expected_revision=head.revision, actor="test", publish=True))
 
     receiver.hold = threading.Event()

@@ -9,9 +9,11 @@ import click
 import orjson
 
 from api.app import DEFAULT_STORE, create_app
-from api.knowledge.documents import (DocumentFileError, canonical_bytes, content_path, json_files, load_document,
-                                     load_set, read_document_file)
+from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonical_bytes, content_path, json_files,
+                                     load_document, load_set, read_document_file)
 from api.knowledge.jsonschema import document_json_schemas
+from api.services.documents import Documents
+from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
 from api.services.workflow import Editorial
 from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStore, KeyStoreError
@@ -53,8 +55,11 @@ class Commands(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (StoreCorrupt, StoreError) as error:
+        except (StoreCorrupt, StoreError, InvalidDocument) as error:
             fail(str(error))
+        except OSError as error:  # a full disk, a read-only folder: one line, never a traceback
+            where = f"{error.filename}: " if error.filename else ""
+            fail(f"{where}{error.strerror or error}")
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,24 +128,41 @@ def schema(out):
 
 @main.command("import")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-def import_(paths):
+@click.option("--if-empty", is_flag=True, help="Import only into a store that holds no changes yet (make run).")
+@click.option("--force-revert", is_flag=True,
+              help="Apply files even where the store has moved past their revision (the audit log says so).")
+def import_(paths, if_empty, force_revert):
     """Load documents (default content/) into the store and publish them.
 
-    Idempotent: an unchanged document adds no revision, a changed one adds exactly one.
-    Nothing is written unless the whole set is valid.
+    The store is the source of truth: a file whose document the store has moved past the
+    file's `revision` (a newer revision, an unpublish, a draft, a deletion) is refused, one line
+    each, and nothing of it applied; the command then exits 1. A file equal to the published
+    revision changes nothing; a changed file exported from the published head adds one revision.
+    Nothing is written unless every file to apply is valid.
     """
     paths = paths or (Path("content"),)
+    store = open_store()
+    if if_empty and store.last_seq():
+        click.echo(f"{store.root} already holds {store.last_seq()} changes: not importing "
+                   f"(the store is the source of truth; see `medkb export`).")
+        return
     loaded = load_set(paths)
     for problem in loaded.problems:
         click.echo(str(problem))
     if loaded.problems:
         fail(f"{len(loaded.problems)} problem(s); nothing imported.")
-    store = open_store()
-    written = store.write_many(loaded.documents.values(), actor="import", message=f"import {' '.join(map(str, paths))}",
-                               publish=True, progress=Progress("importing"))
+    message = f"import {' '.join(map(str, paths))}"
+    result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
+                                      force=force_revert, progress=Progress("importing"))
+    for refusal in result.refused:
+        click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     total = len(loaded.documents)
-    click.echo(f"{total} documents: {len(written)} changed, {total - len(written)} unchanged; "
-               f"store at change {store.last_seq()}.")
+    summary = f"{total} documents: {len(result.written)} changed, {len(result.unchanged)} unchanged"
+    if result.refused:
+        summary += f", {len(result.refused)} refused"
+    click.echo(f"{summary}; store at change {store.last_seq()}.")
+    if result.refused:
+        sys.exit(1)
 
 
 @main.command()
@@ -256,8 +278,6 @@ def keys_revoke(name_or_id):
 
 
 def webhook_service(store=None):
-    from api.services.webhooks import Settings, Webhooks
-
     try:
         settings = Settings.from_env(os.environ)
     except ValueError as error:
@@ -271,8 +291,6 @@ def webhooks():
 
 
 def webhook_call(call, *args):
-    from api.services.webhooks import InvalidSubscription, SubscriptionNotFound
-
     try:
         return call(*args)
     except (InvalidSubscription, SubscriptionNotFound) as error:

@@ -98,6 +98,14 @@ def parse_json_text(text):
     return json.loads(text, parse_int=_parse_int)
 
 
+class InvalidDocument(ValueError):
+    """A document that fails its schema or its references: errors are (field path, message)."""
+
+    def __init__(self, key, errors):
+        self.key, self.errors = key, list(errors)
+        super().__init__("; ".join(f"{key}: {field}: {message}" for field, message in self.errors))
+
+
 def key_of(document):
     return f"{document.get('type')}/{document.get('id')}"
 

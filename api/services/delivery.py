@@ -10,7 +10,6 @@ import orjson
 from schemas import DEFAULT_LOCALE
 
 from api.services.errors import CursorAhead, NotPublished
-from api.store.store import PUBLICATION_KINDS
 
 
 # include= names whose document type differs from the name.
@@ -232,26 +231,24 @@ class Delivery:
         """Publication changes after cursor `since`, compacted: a change superseded by a later
         one for the same document is skipped, so replaying from the start ends with exactly the
         published set and never carries a superseded version. Documents come from the read
-        model, so the feed shows what delivery shows."""
+        model, so the feed shows what delivery shows; the read model indexes each document's
+        latest publication change, so a page costs the same at 100 or 100,000 changes."""
         if since > self.model.seq:
             raise CursorAhead(f"Cursor {since} is ahead of this store (at {self.model.seq}); sync again from the start.")
         # Cursors stop at publication changes only, so a draft edit moves no cursor and no tag.
         head = self.model.published_seq
-        latest = self.model.last_publication_seq
-        entries, cursor = [], since
-        while len(entries) < limit and cursor < head:
-            batch = self.model.store.changes(cursor, limit=min(1000, head - cursor))
-            for change in batch:
-                cursor = change.seq
-                if change.kind not in PUBLICATION_KINDS or latest.get((change.type, change.id)) != change.seq:
-                    continue
-                published = self.model.get(change.type, change.id)
-                if published is not None:
-                    entries.append({"seq": change.seq, "op": "upsert", "type": change.type, "id": change.id,
-                                    "revision": published.revision, "document": orjson.Fragment(published.body)})
-                elif since > 0:  # a first sync has nothing to delete
-                    entries.append({"seq": change.seq, "op": "delete", "type": change.type, "id": change.id,
-                                    "reason": "deleted" if change.kind == "delete" else "unpublished"})
-                if len(entries) == limit:
-                    break
+        entries, cursor = [], max(since, head)
+        for seq, type_name, id_, kind in self.model.publications_after(since):
+            if seq > head:
+                break
+            published = self.model.get(type_name, id_)
+            if published is not None:
+                entries.append({"seq": seq, "op": "upsert", "type": type_name, "id": id_,
+                                "revision": published.revision, "document": orjson.Fragment(published.body)})
+            elif since > 0:  # a first sync has nothing to delete
+                entries.append({"seq": seq, "op": "delete", "type": type_name, "id": id_,
+                                "reason": "deleted" if kind == "delete" else "unpublished"})
+            if len(entries) == limit:
+                cursor = seq
+                break
         return {"changes": entries, "next_cursor": str(cursor), "has_more": cursor < head}

@@ -52,9 +52,11 @@ class CursorAhead(DomainError, ValueError):
 
 # The store's and the knowledge layer's refusals, named here so that callers above the services
 # (the web layer, the CLI) find every domain error in one place.
-from api.store.store import InvalidDocument, NotFound, StoreError  # noqa: E402
+from api.knowledge.documents import InvalidDocument  # noqa: E402
+from api.store.records import NotFound, StorageFull, StorageUnavailable, StoreError  # noqa: E402
 from api.store.storage import StoreCorrupt  # noqa: E402
 from api.store.subscriptions import SubscriptionNotFound  # noqa: E402
 
 __all__ = ["DomainError", "Forbidden", "IllegalTransition", "Blocked", "AlreadyExists", "Unpublished", "StaleWrite", "NotPublished",
-           "CursorAhead", "Invalid", "InvalidDocument", "SubscriptionNotFound", "NotFound", "StoreError", "StoreCorrupt"]
+           "CursorAhead", "Invalid", "InvalidDocument", "SubscriptionNotFound", "NotFound", "StoreError", "StoreCorrupt",
+           "StorageFull", "StorageUnavailable"]

@@ -9,6 +9,7 @@ ends in, the roles that may take it, the guards that must pass and the effect on
 pointers. Actions, states and roles everywhere else (HTTP schemas, the CLI) derive from it.
 """
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,10 +21,12 @@ from api.knowledge.documents import references
 from api.services.errors import (AlreadyExists, Blocked, DomainError, Forbidden, IllegalTransition, StaleWrite,
                                  Unpublished)
 from api.services.lint import lint
+from api.knowledge.documents import InvalidDocument
+from api.services.documents import Documents
 from api.store.clock import now_iso
 from api.store.keys import ROLES, ApiKey
 from api.store.readmodel import ReadModel
-from api.store.store import Conflict, InvalidDocument, NotFound
+from api.store.store import Conflict, NotFound
 
 DRAFT, IN_REVIEW, APPROVED, PUBLISHED, UNPUBLISHED, ARCHIVED, DELETED = (
     "draft", "in_review", "approved", "published", "unpublished", "archived", "deleted")
@@ -186,6 +189,7 @@ class Editorial:
         with delivery in the app; one of its own otherwise."""
         self.store = store
         self.published = published or ReadModel(store, references=references)
+        self.documents = Documents(store)
         self.today = today or (lambda: datetime.datetime.now(datetime.UTC).date())
 
     # --- reading ---------------------------------------------------------------
@@ -240,10 +244,11 @@ class Editorial:
         patch = jsonpatch.make_patch(a.content or {}, b.content or {}).patch
         return {"from": older, "to": newer, "patch": patch, "summary": summarize(patch)}
 
-    def audit(self, document=None, actor=None, since=None, until=None):
-        """Every accepted change, oldest first, filtered by document ("type/id"), actor and time."""
+    def audit(self, document=None, actor=None, since=None, until=None, offset=0, limit=None):
+        """Every accepted change, oldest first, filtered by document ("type/id"), actor and time.
+        `offset`/`limit` count changes before filtering: a page of the whole log reads only it."""
         entries = []
-        for change in self.store.changes(0):
+        for change in self.store.changes(offset, limit):
             key = f"{change.type}/{change.id}"
             at = datetime.datetime.fromisoformat(change.at.replace("Z", "+00:00"))
             if (document and key != document) or (actor and change.actor != actor) or \
@@ -259,8 +264,15 @@ class Editorial:
                             "comment": details.get("comment") or change.message or None})
         return entries
 
+    def audit_log(self, document=None, actor=None, since=None, until=None):
+        """The audit log as a sequence to page through. Unfiltered, change numbers are gapless,
+        so a page reads only its own changes; filtered, the matching entries."""
+        if document or actor or since or until:
+            return self.audit(document, actor, since, until)
+        return _WholeAuditLog(self)
+
     def lookup_head(self, type_name, id_):
-        return self.store.lookup_head(type_name, id_)
+        return self.documents.lookup_head(type_name, id_)
 
     def lint(self, document):
         return lint(document, self.lookup_head, self.today())
@@ -317,7 +329,7 @@ class Editorial:
         document = self._prepare(content, type_name, id_, 1)
         if isinstance(type_name, str) and isinstance(id_, str) and type_name in TYPES and self.store.state(type_name, id_):
             raise AlreadyExists(f"{type_name}/{id_} already exists; edit it with PUT or PATCH.")
-        return self._stale_with_etag(self.store.write, document, expected_revision=0, actor=key.name, message=message,
+        return self._stale_with_etag(self.documents.write, document, expected_revision=0, actor=key.name, message=message,
                                 workflow={"state": DRAFT}, details=self._details(key, to_revision=1, to_state=DRAFT))
 
     def replace(self, type_name, id_, content, expected_revision, key, message=""):
@@ -327,7 +339,7 @@ class Editorial:
             raise NotFound(f"{type_name}/{id_} was deleted.")
         document = self._prepare(content, type_name, id_, expected_revision + 1)
         # An edit is a new draft: any approval was of other content, so review starts again.
-        return self._stale_with_etag(self.store.write, document, expected_revision=expected_revision, actor=key.name, message=message,
+        return self._stale_with_etag(self.documents.write, document, expected_revision=expected_revision, actor=key.name, message=message,
                                 workflow={"state": DRAFT},
                                 details=self._details(key, from_revision=expected_revision,
                                                       to_revision=expected_revision + 1, from_state=state_of(state),
@@ -374,7 +386,7 @@ class Editorial:
         details = self._details(key, action=recorded, from_revision=state.head, from_state=current, to_state=target,
                                 to_revision=head.revision, comment=comment,
                                 publish_at=step.workflow.get("publish_at") if recorded == "schedule" else None)
-        return self._stale_with_etag(self.store.set_pointers, type_name, id_, expected_revision=expected_revision,
+        return self._stale_with_etag(self.documents.set_pointers, type_name, id_, expected_revision=expected_revision,
                                      changes=step.pointers, kind=step.kind, actor=key.name, message=comment or "",
                                      check=still_allowed, details=details)
 
@@ -407,6 +419,22 @@ class Editorial:
                 except DomainError:
                     continue  # changed since it was scheduled; the next editor action decides
         return done
+
+
+class _WholeAuditLog(Sequence):
+    """Every change, as a sequence whose slices read only the changes they hold."""
+
+    def __init__(self, editorial):
+        self.editorial = editorial
+
+    def __len__(self):
+        return self.editorial.store.last_seq()
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            raise TypeError("the audit log is read a page, a slice, at a time")
+        start, stop, _ = index.indices(len(self))
+        return self.editorial.audit(offset=start, limit=max(0, stop - start))
 
 
 def content_etag(revision):

@@ -1,4 +1,8 @@
-"""Durable file replacement: a reader sees the old bytes or the new, never a torn file."""
+"""Durable file operations: a reader sees the old bytes or the new, never a torn file.
+
+Every write the store makes goes through one of these three functions, so a failure can be
+injected at any stage of a commit (tests) and every OSError surfaces in one place.
+"""
 import os
 import tempfile
 from pathlib import Path
@@ -36,3 +40,35 @@ def atomic_write(path, data: bytes, durable=True):
         raise
     if durable:
         fsync_directory(path.parent)
+
+
+def append(path, data: bytes, durable=True):
+    """Append `data` to `path` (created if missing) and make it durable. A failure part-way can
+    leave a partial tail: the caller records the size beforehand and truncates back to it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view):]
+        if durable:
+            os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    if durable and created:
+        fsync_directory(path.parent)
+
+
+def link_replace(source, target):
+    """Make `target` another name for `source`'s current bytes. A hard link takes no data
+    blocks, so keeping the previous version this way still works on a full disk."""
+    source, target = Path(source), Path(target)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    os.link(source, temporary)
+    os.replace(temporary, target)
+    # rename() between two links to one file does nothing and succeeds (POSIX), leaving the
+    # temporary name behind when `target` already was a link to `source`.
+    temporary.unlink(missing_ok=True)

@@ -5,7 +5,11 @@ which looks at head.json (one stat()) at most every CHECK_INTERVAL seconds;
 when a commit has landed in any process it replays only the new changes. So a
 publish in one worker is visible in all of them within CHECK_INTERVAL, and a
 read costs a clock read and a dict lookup whatever the size of the set.
+
+Replaying reads only the publication log (publish, unpublish, delete): drafts and workflow
+transitions never reach delivery, so a busy editorial day costs the readers nothing.
 """
+import bisect
 import threading
 import time
 from dataclasses import dataclass
@@ -13,8 +17,6 @@ from dataclasses import dataclass
 import orjson
 
 from schemas import DOCUMENT_TYPES
-
-from api.store.store import PUBLICATION_KINDS
 
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
 
@@ -46,12 +48,17 @@ class ReadModel:
         self._commits_seen = store.commits
         self.seq = store.last_seq()
         # The change that last published, unpublished or deleted each document: the feed
-        # skips older ones, which a later change has superseded.
+        # skips older ones, which a later change has superseded. `_feed` holds just those
+        # changes' numbers, sorted, so a feed page starts with one bisect whatever the history.
         self.last_publication_seq = {}
+        self._feed_entries = {}  # seq -> (type, id, kind)
         for state, _, published in store.entries():
             if state.publication_seq:
+                kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
                 self.last_publication_seq[(state.type, state.id)] = state.publication_seq
+                self._feed_entries[state.publication_seq] = (state.type, state.id, kind)
             self._put(state.type, state.id, published)
+        self._feed = sorted(self._feed_entries)
         # The last change that published, unpublished or deleted anything: what public tags and
         # feed cursors follow, so that draft edits move none of them.
         self.published_seq = max(self.last_publication_seq.values(), default=0)
@@ -98,24 +105,44 @@ class ReadModel:
         with self._lock:
             if stamp == self._stamp:
                 return
-            changes = self.store.changes(self.seq)
-            touched = self._note_publications(changes)
+            last = self.store.last_seq()
+            touched = self._note_publications(self.store.publications(self.seq, last))
             for type_name, id_ in touched:
                 self._load(type_name, id_)
-            if changes:
-                self.seq = changes[-1].seq
+            self.seq = last
             if touched:
                 self.version += 1
             self._stamp = stamp
 
     def _note_publications(self, changes):
         touched = set()
+        if not changes:
+            return touched
+        feed = list(self._feed)  # a new list: a feed page being read keeps its snapshot
         for change in changes:
-            if change.kind in PUBLICATION_KINDS:
-                self.last_publication_seq[(change.type, change.id)] = change.seq
-                self.published_seq = change.seq
-                touched.add((change.type, change.id))
+            key = (change.type, change.id)
+            superseded = self.last_publication_seq.get(key)
+            if superseded is not None:
+                del feed[bisect.bisect_left(feed, superseded)]
+                del self._feed_entries[superseded]
+            self.last_publication_seq[key] = change.seq
+            self._feed_entries[change.seq] = (change.type, change.id, change.kind)
+            feed.append(change.seq)  # changes come in order, each newer than all before
+            self.published_seq = change.seq
+            touched.add(key)
+        self._feed = feed
         return touched
+
+    def publications_after(self, since):
+        """(seq, type, id, kind) of each document's latest publication change after `since`, in order."""
+        # A refresh replaces the list, so this one stays whole; an entry it drops meanwhile was
+        # superseded, and skipping it is what the feed does anyway.
+        feed, entries = self._feed, self._feed_entries
+        for index in range(bisect.bisect_right(feed, since), len(feed)):
+            seq = feed[index]
+            found = entries.get(seq)
+            if found is not None:
+                yield (seq, *found)
 
     def get(self, type_name, id_):
         return self._documents[type_name].get(id_)

@@ -1,228 +1,140 @@
-"""The versioned document store, on TinyDB files. No Flask in here.
+"""The versioned document store, on plain files. No Flask, and nothing above this layer: callers
+validate documents; the store persists them, numbers every change and never loses one.
 
-Layout under the store folder (MEDKB_DB):
-
-    documents/<type>/<id>.json   one TinyDB file per document: every revision, plus its pointers
-    changes/<segment>.json       the global change sequence, SEGMENT_SIZE changes per file
-    head.json                    the last committed change number and the change in flight
-    store.lock                   the cross-process writer lock
-
-A commit rewrites only the one document's file and one change segment, so its
-cost does not grow with the size of the knowledge base.
-
-Commit protocol (all under the lock; every file write is atomic and durable):
- 1. head.json records the change in flight ("pending");
- 2. the document file gets the new revision and pointers in one replace;
- 3. the change is appended to its segment;
- 4. head.json moves to the new number with nothing pending.
-A crash anywhere leaves a pending change; the next opener finishes it if step 2
-happened (the document says so in `last_seq`) and forgets it otherwise.
+`Store` is a small facade over the file layout (layout.py), the commit protocol and its recovery
+(journal.py), the upgrade of older layouts (upgrade.py) and verification (verify.py).
 """
-import datetime
-import hashlib
-from dataclasses import dataclass, field
-from pathlib import Path
+import os
+import threading
+from contextlib import contextmanager
 
-import orjson
 from filelock import FileLock
-from tinydb import TinyDB
-from tinydb.middlewares import CachingMiddleware
-from tinydb.table import Document
 
 from schemas import DOCUMENT_TYPES
 
-from api.knowledge.documents import load_document, reference_errors, references
-from api.store.storage import AtomicJSONStorage, StoreCorrupt, read_json_file
+from api.store import journal, upgrade
+from api.store.layout import Layout, read_log
+from api.store.records import (NEW_REVISION, PUBLICATION_KINDS, Change, Commit, Conflict, DocumentState, NotFound,
+                               Revision, StorageError, StorageFull, StorageUnavailable, StoreError, Unpublishable,
+                               content_hash, now_iso, storage_error)
+from api.store.storage import StoreCorrupt, read_json_file
 
-SEGMENT_SIZE = 1000
-PUBLICATION_KINDS = ("publish", "unpublish", "delete")
-
-
-class StoreError(Exception):
-    pass
-
-
-class NotFound(StoreError):
-    pass
-
-
-class Conflict(StoreError):
-    """The document moved since the caller read it (or exists when it should not)."""
-
-    def __init__(self, key, expected, current):
-        super().__init__(f"{key} is at revision {current}, not {expected}.")
-        self.key, self.expected, self.current = key, expected, current
-
-
-class InvalidDocument(StoreError):
-    def __init__(self, key, errors):
-        self.key, self.errors = key, list(errors)
-        super().__init__("; ".join(f"{key}: {field}: {message}" for field, message in self.errors))
-
-
-class Unpublishable(StoreError):
-    pass
-
-
-@dataclass(frozen=True)
-class Revision:
-    type: str
-    id: str
-    revision: int
-    content: dict | None  # None for a deletion tombstone
-    hash: str | None
-    actor: str
-    at: str
-    message: str
-    seq: int
-
-    @property
-    def deleted(self):
-        return self.content is None
-
-
-@dataclass(frozen=True)
-class Change:
-    seq: int
-    type: str
-    id: str
-    revision: int
-    kind: str  # revision | publish | unpublish | delete | transition
-    actor: str
-    at: str
-    message: str = ""
-    details: dict | None = None  # who and what, for the audit log: role, revisions, states, comment
-
-
-@dataclass
-class DocumentState:
-    type: str
-    id: str
-    head: int
-    published: int | None
-    deleted: bool
-    workflow: dict = field(default_factory=dict)
-    last_seq: int = 0
-    publication_seq: int = 0  # the change that last published, unpublished or deleted it
-
-
-def content_hash(document):
-    """sha256 of the document's canonical JSON, without `revision` (which the store assigns)."""
-    body = {key: value for key, value in document.items() if key != "revision"}
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def now_iso():
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-class _WriteOnClose(CachingMiddleware):
-    """One parse on open and one atomic replace on close, however many table operations
-    happen in between: a document's revision and its pointers change together or not at all."""
-
-    WRITE_CACHE_SIZE = float("inf")
-
-
-def _open(path, durable):
-    return TinyDB(path, durable=durable, storage=_WriteOnClose(AtomicJSONStorage))
+__all__ = ["Store", "Commit", "Change", "Revision", "DocumentState", "StoreError", "NotFound", "Conflict",
+           "Unpublishable", "StorageError", "StorageFull", "StorageUnavailable", "StoreCorrupt", "NEW_REVISION",
+           "PUBLICATION_KINDS", "content_hash", "now_iso"]
 
 
 class Store:
     def __init__(self, root, *, durable=True):
-        """Open (creating if needed) the store at `root`: finish or forget an interrupted commit,
-        then check every file parses. Raises StoreCorrupt naming the first bad file."""
-        self.root = Path(root)
+        """Open (creating if needed) the store at `root`: upgrade an older layout, roll back an
+        interrupted commit, and check the files every reader needs parse. Raises StoreCorrupt
+        naming the first bad file, StorageError when the disk fails."""
+        self.layout = Layout(root)
+        self.root = self.layout.root
         self.durable = durable
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.head_path = self.root / "head.json"
-        self._lock = FileLock(str(self.root / "store.lock"))
+        self._committed = 0  # the highest committed change this process has seen; never goes down
         self.commits = 0  # commits made through this object: lets this process read its own writes at once
-        with self._lock:
-            self._recover()
-            self._remove_orphaned_temporaries()
-            self._check_files_parse()
-
-    # --- paths ---------------------------------------------------------------
-
-    def document_path(self, type_name, id_):
-        return self.root / "documents" / type_name / f"{id_}.json"
-
-    def segment_path(self, seq):
-        return self.root / "changes" / f"{(seq - 1) // SEGMENT_SIZE:08d}.json"
+        self._local = threading.local()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(self.layout.lock_path))
+            with self._lock:  # upgrade first: recovery reads the current layout's pending record
+                if upgrade.needed(self.layout):
+                    upgrade.upgrade(self.layout)
+            with self.writing():
+                self._remove_orphaned_temporaries()
+                self._check_files_parse()
+        except OSError as error:
+            raise storage_error(error) from None
 
     # --- reading -------------------------------------------------------------
 
     def last_seq(self):
-        head = read_json_file(self.head_path) or {}
-        return head.get("seq", 0)
+        seq = self.layout.read_head().get("seq", 0)
+        self._committed = max(self._committed, seq)
+        return seq
 
     def head_stamp(self):
         """Changes whenever a commit lands: a cheap 'did anything move?' check for readers."""
         try:
-            stat = self.head_path.stat()
+            stat = self.layout.head_path.stat()
         except FileNotFoundError:
             return None
         return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
-    def _read_document_file(self, type_name, id_):
-        data = read_json_file(self.document_path(type_name, id_))
-        if data is None:
-            return None, {}
-        pointers = (data.get("pointers") or {}).get("1")
-        return pointers, data.get("revisions") or {}
+    def _pointers(self, type_name, id_):
+        """The document's committed pointers: those of a commit still in flight (or one that
+        failed and awaits its rollback) are not believed; the previous ones are."""
+        if type_name not in DOCUMENT_TYPES:
+            return None
+        while True:
+            pointers = self.layout.read_pointers(type_name, id_)
+            if pointers is None or pointers.get("last_seq", 0) <= self._committed:
+                return pointers
+            committed = self.last_seq()
+            if pointers.get("last_seq", 0) <= committed:
+                return pointers
+            previous = read_json_file(self.layout.previous_pointers_path(type_name, id_))
+            if previous is not None and previous.get("last_seq", 0) <= committed:
+                return previous
+            if previous is None and self.layout.read_pointers(type_name, id_) == pointers:
+                return None  # a new document whose first commit is not committed
+            # Another commit landed or rolled back between our reads: look again.
 
     def state(self, type_name, id_):
-        pointers, _ = self._read_document_file(type_name, id_)
-        return self.state_from_pointers(type_name, id_, pointers) if pointers else None
+        pointers = self._pointers(type_name, id_)
+        return DocumentState.from_pointers(type_name, id_, pointers) if pointers else None
 
-    @staticmethod
-    def state_from_pointers(type_name, id_, pointers):
-        return DocumentState(type_name, id_, pointers["head"], pointers.get("published"), pointers.get("deleted", False),
-                             pointers.get("workflow") or {}, pointers.get("last_seq", 0),
-                             pointers.get("publication_seq", 0))
+    state_from_pointers = staticmethod(DocumentState.from_pointers)
 
-    @staticmethod
-    def _revision(type_name, id_, row):
+    def _revision(self, type_name, id_, number):
+        path = self.layout.revision_path(type_name, id_, number)
+        row = read_json_file(path)
+        if row is None:
+            raise StoreCorrupt(path, f"revision {number} is missing")
         return Revision(type_name, id_, row["revision"], row["content"], row["hash"], row["actor"], row["at"],
                         row["message"], row["seq"])
 
     def revision(self, type_name, id_, number):
-        _, revisions = self._read_document_file(type_name, id_)
-        row = revisions.get(str(number))
-        return self._revision(type_name, id_, row) if row else None
+        pointers = self._pointers(type_name, id_)
+        if not pointers or not 1 <= number <= pointers["head"]:
+            return None
+        return self._revision(type_name, id_, number)
 
     def revisions(self, type_name, id_):
-        _, revisions = self._read_document_file(type_name, id_)
-        return [self._revision(type_name, id_, row) for row in sorted(revisions.values(), key=lambda r: r["revision"])]
+        pointers = self._pointers(type_name, id_)
+        return [self._revision(type_name, id_, n) for n in range(1, pointers["head"] + 1)] if pointers else []
 
     def head(self, type_name, id_):
         """The latest revision (a draft, the published one, or a deletion tombstone)."""
-        pointers, revisions = self._read_document_file(type_name, id_)
-        return self._revision(type_name, id_, revisions[str(pointers["head"])]) if pointers else None
+        pointers = self._pointers(type_name, id_)
+        return self._revision(type_name, id_, pointers["head"]) if pointers else None
 
     def published(self, type_name, id_):
-        pointers, revisions = self._read_document_file(type_name, id_)
+        pointers = self._pointers(type_name, id_)
         if not pointers or not pointers.get("published"):
             return None
-        return self._revision(type_name, id_, revisions[str(pointers["published"])])
+        return self._revision(type_name, id_, pointers["published"])
 
     def keys(self, type_name=None):
-        types = [type_name] if type_name else DOCUMENT_TYPES
-        for name in types:
-            folder = self.root / "documents" / name
-            if folder.is_dir():
-                for path in sorted(folder.glob("*.json")):
-                    yield name, path.stem
+        for name in [type_name] if type_name else DOCUMENT_TYPES:
+            try:
+                entries = os.scandir(self.layout.documents / name)
+            except FileNotFoundError:
+                continue
+            with entries:
+                ids = sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
+            for id_ in ids:
+                yield name, id_
 
     def entries(self, type_name=None):
-        """(state, head revision, published revision or None) of every document, one file read each."""
+        """(state, head revision, published revision or None) of every document."""
         for name, id_ in self.keys(type_name):
-            pointers, revisions = self._read_document_file(name, id_)
+            pointers = self._pointers(name, id_)
             if pointers:
                 published = pointers.get("published")
-                yield (self.state_from_pointers(name, id_, pointers),
-                       self._revision(name, id_, revisions[str(pointers["head"])]),
-                       self._revision(name, id_, revisions[str(published)]) if published else None)
+                yield (DocumentState.from_pointers(name, id_, pointers), self._revision(name, id_, pointers["head"]),
+                       self._revision(name, id_, published) if published else None)
 
     def states(self, type_name=None):
         for name, id_ in self.keys(type_name):
@@ -231,255 +143,105 @@ class Store:
                 yield state
 
     def changes(self, since=0, limit=None):
-        """Committed changes with seq > since, in order."""
+        """Committed changes with seq > since, in order: reads only the segments that hold them."""
         last = self.last_seq()
         result, seq = [], since + 1
         while seq <= last and (limit is None or len(result) < limit):
-            rows = (read_json_file(self.segment_path(seq)) or {}).get("_default", {})
-            end = min(last, ((seq - 1) // SEGMENT_SIZE + 1) * SEGMENT_SIZE)
+            path = self.layout.change_log(seq)
+            rows = read_log(path)
+            first = self.layout.first_in_segment(self.layout.segment(seq))
+            end = min(last, self.layout.first_in_segment(self.layout.segment(seq) + 1) - 1)
             while seq <= end and (limit is None or len(result) < limit):
-                row = rows.get(str(seq))
-                if row is None:
-                    raise StoreCorrupt(self.segment_path(seq), f"change {seq} is missing")
+                row = rows[seq - first] if seq - first < len(rows) else None
+                if row is None or row["seq"] != seq:
+                    raise StoreCorrupt(path, f"change {seq} is missing")
                 result.append(Change(**row))
                 seq += 1
         return result
 
-    def lookup_head(self, type_name, id_):
-        """The live head document, or None: what references are checked against."""
-        if type_name not in DOCUMENT_TYPES:
-            return None
-        head = self.head(type_name, id_)
-        return head.content if head and not head.deleted else None
+    def publications(self, since=0, until=None):
+        """Committed publish/unpublish/delete changes with since < seq <= until (default: the
+        last committed), from the publication log: drafts and transitions are never read."""
+        until = self.last_seq() if until is None else until
+        result = []
+        if until <= since:
+            return result
+        for segment in range(self.layout.segment(since + 1), self.layout.segment(until) + 1):
+            for row in read_log(self.layout.publication_log(self.layout.first_in_segment(segment))):
+                if since < row["seq"] <= until:
+                    result.append(Change(**row))
+        return result
 
     # --- writing -------------------------------------------------------------
 
-    def validate(self, content, lookup=None):
-        """Migrate and validate a document against the schemas and the store's other documents.
-        Returns the migrated document or raises InvalidDocument."""
-        document, errors = load_document(content)
-        key = f"{document.get('type')}/{document.get('id')}"
-        if not errors:
-            errors = reference_errors(document, lookup or self.lookup_head)
-        if errors:
-            raise InvalidDocument(key, errors)
-        return document
-
-    def write(self, content, *, expected_revision, actor, message="", publish=False, workflow=None, check=None,
-              details=None):
-        """Validate and store `content` as the next revision of its document.
-
-        expected_revision: the head the caller saw (0 for a new document); None skips the check.
-        publish: also move the published pointer to the new revision.
-        check(pointers): called under the lock with the current pointers; raise to refuse.
-        """
+    @contextmanager
+    def writing(self):
+        """Hold the cross-process writer lock (re-entrant). Whatever is read inside is what a
+        commit made inside will be checked against: validate references here, race-free."""
         with self._lock:
-            self._recover()
-            document = self.validate(content)
-            return self._commit_revision(document, expected_revision, actor, message, publish, workflow, check,
-                                         details)
+            depth = getattr(self._local, "depth", 0)
+            self._local.depth = depth + 1
+            try:
+                if depth == 0:
+                    try:
+                        journal.recover(self.layout, self.durable)
+                    except OSError as error:
+                        raise storage_error(error) from None
+                    self.last_seq()
+                yield self
+            finally:
+                self._local.depth = depth
 
-    def write_many(self, documents, *, actor, message="", publish=False, skip_unchanged=True, progress=None):
-        """Write a set of documents that may refer to each other (import). All are validated,
-        together with the store, before anything is written: an invalid set changes nothing.
-        Returns the revisions written (unchanged documents are skipped)."""
-        with self._lock:
-            self._recover()
-            batch = {}
-            for content in documents:
-                document, errors = load_document(content)
-                if errors:
-                    raise InvalidDocument(f"{document.get('type')}/{document.get('id')}", errors)
-                batch[(document["type"], document["id"])] = document
+    def commit(self, commit: Commit):
+        """Persist one already-validated change; returns its Change once it is durable."""
+        with self.writing():
+            key = f"{commit.type}/{commit.id}"
+            pointers = self._pointers(commit.type, commit.id) or {}
+            head = pointers.get("head", 0)
+            if not pointers and not commit.adds_revision:
+                raise NotFound(f"{key} does not exist.")
+            if commit.expected_revision is not None and commit.expected_revision != head:
+                raise Conflict(key, commit.expected_revision, head)
+            target = commit.pointers.get("published")
+            if isinstance(target, int):
+                found = self.revision(commit.type, commit.id, target)
+                if found is None or found.deleted:
+                    raise Unpublishable(f"{key} has no revision {target} to publish.")
+            if commit.check is not None:
+                commit.check(dict(pointers))
+            change = journal.commit(self.layout, commit, pointers, self.last_seq(), self.durable)
+            self._committed = max(self._committed, change.seq)
+            self.commits += 1
+            return change
 
-            def lookup(type_name, id_):
-                return batch.get((type_name, id_)) or self.lookup_head(type_name, id_)
-
-            for (type_name, id_), document in batch.items():
-                errors = reference_errors(document, lookup)
-                if errors:
-                    raise InvalidDocument(f"{type_name}/{id_}", errors)
-            written = []
-            for done, ((type_name, id_), document) in enumerate(batch.items(), 1):
-                head = self.head(type_name, id_)
-                unchanged = head and not head.deleted and head.hash == content_hash(dict(document, revision=head.revision))
-                if unchanged and skip_unchanged:
-                    state = self.state(type_name, id_)
-                    if not publish or state.published == head.revision:
-                        if progress:
-                            progress(done, len(batch))
-                        continue
-                    changes = {"published": head.revision, "workflow": {"state": "published"}}
-                    written.append(self._commit_pointers(type_name, id_, head.revision, changes, "publish", actor,
-                                                         message))
-                else:
-                    written.append(self._commit_revision(document, None, actor, message, publish, None))
-                if progress:
-                    progress(done, len(batch))
-            return written
-
-    def delete(self, type_name, id_, *, expected_revision, actor, message=""):
-        """Add a tombstone revision and withdraw the document; its history stays readable.
-        Refused while other live documents refer to it."""
-        with self._lock:
-            self._recover()
-            state = self.state(type_name, id_)
-            if not state or state.deleted:
-                raise NotFound(f"{type_name}/{id_} does not exist.")
-            referrers = sorted(f"{other.type}/{other.id}" for other in self._live_heads()
-                               if any((t, i) == (type_name, id_) for _, t, i in references(other.content)))
-            if referrers:
-                raise InvalidDocument(f"{type_name}/{id_}", [("id", f"is still referred to by {', '.join(referrers)}.")])
-            return self._commit(type_name, id_, expected_revision, None, {"published": None, "deleted": True},
-                                "delete", actor, message)
-
-    def set_pointers(self, type_name, id_, *, expected_revision, changes, kind, actor, message="", check=None,
-                     details=None):
-        """Move pointers without a new revision: publish, unpublish, workflow transitions.
-        check(pointers): called under the lock with the current pointers; raise to refuse."""
-        with self._lock:
-            self._recover()
-            if not self.state(type_name, id_):
-                raise NotFound(f"{type_name}/{id_} does not exist.")
-            return self._commit_pointers(type_name, id_, expected_revision, changes, kind, actor, message, check,
-                                         details)
-
-    def _live_heads(self):
-        for type_name, id_ in self.keys():
-            head = self.head(type_name, id_)
-            if head and not head.deleted:
-                yield head
-
-    def _commit_revision(self, document, expected_revision, actor, message, publish, workflow, check=None,
-                         details=None):
-        if publish and workflow is None:
-            workflow = {"state": "published"}  # an import publishes outright
-        changes = {"deleted": False, **({"workflow": workflow} if workflow is not None else {})}
-        if publish:
-            changes["published"] = "new"
-        return self._commit(document["type"], document["id"], expected_revision, document, changes,
-                            "publish" if publish else "revision", actor, message, check, details)
-
-    def _commit_pointers(self, type_name, id_, expected_revision, changes, kind, actor, message, check=None,
-                         details=None):
-        published = changes.get("published")
-        if published is not None:
-            target = self.revision(type_name, id_, published)
-            if target is None or target.deleted:
-                raise Unpublishable(f"{type_name}/{id_} has no revision {published} to publish.")
-        return self._commit(type_name, id_, expected_revision, None, changes, kind, actor, message, check, details)
-
-    def _commit(self, type_name, id_, expected_revision, document, pointer_changes, kind, actor, message,
-                check=None, details=None):
-        """One change: maybe a new revision (a document, or a tombstone for kind 'delete'), and
-        pointer changes. Caller holds the lock and has recovered."""
-        key = f"{type_name}/{id_}"
-        db = _open(self.document_path(type_name, id_), self.durable)
-        revisions, pointers_table = db.table("revisions"), db.table("pointers")
-        pointers = dict(pointers_table.get(doc_id=1) or {})
-        head = pointers.get("head", 0)
-        if expected_revision is not None and expected_revision != head:
-            raise Conflict(key, expected_revision, head)
-        if check is not None:
-            check(pointers)
-        seq = self.last_seq() + 1
-        at = now_iso()
-        adds_revision = document is not None or kind == "delete"
-        number = head + 1 if adds_revision else head
-        change = Change(seq, type_name, id_, number, kind, actor, at, message, details)
-        content = dict(document, revision=number) if document is not None else None
-        # Hashing serializes the content as the file write will: anything orjson cannot write
-        # fails here, before the commit is recorded as pending.
-        digest = content_hash(content) if content else None
-        self._write_head({"seq": seq - 1, "pending": change.__dict__})
-        if adds_revision:
-            revisions.insert(Document({"revision": number, "content": content, "hash": digest,
-                                       "actor": actor, "at": at, "message": message, "seq": seq}, doc_id=number))
-            pointers["head"] = number
-        for name, value in pointer_changes.items():
-            pointers[name] = number if value == "new" else value
-        pointers["last_seq"] = seq
-        if kind in PUBLICATION_KINDS:
-            pointers["publication_seq"] = seq
-        pointers_table.upsert(Document(pointers, doc_id=1))
-        db.close()
-        self._append_change(change)
-        self._write_head({"seq": seq, "pending": None})
-        self.commits += 1
-        return change
-
-    def _write_head(self, head):
-        AtomicJSONStorage(self.head_path, durable=self.durable).write(head)
-
-    def _append_change(self, change):
-        db = _open(self.segment_path(change.seq), self.durable)
-        table = db.table("_default")
-        if not table.contains(doc_id=change.seq):
-            table.insert(Document(change.__dict__, doc_id=change.seq))
-        db.close()
-
-    # --- recovery and checks -------------------------------------------------
-
-    def _recover(self):
-        """Finish or forget a commit that a crash interrupted. Caller holds the lock."""
-        head = read_json_file(self.head_path)
-        if not head or not head.get("pending"):
-            return
-        pending = Change(**head["pending"])
-        pointers, _ = self._read_document_file(pending.type, pending.id)
-        if pointers and pointers.get("last_seq") == pending.seq:
-            self._append_change(pending)
-            self._write_head({"seq": pending.seq, "pending": None})
-        else:
-            self._write_head({"seq": head.get("seq", 0), "pending": None})
+    # --- opening and checks --------------------------------------------------
 
     def _remove_orphaned_temporaries(self):
-        # A writer killed inside atomic_write leaves its temporary file; holding the lock,
-        # no write is in progress, so none of them is still wanted.
-        # Only the store's own files: keys.json beside them has its own lock and writers.
-        for pattern in (".head.json.*.tmp", "changes/.*.tmp", "documents/*/.*.tmp"):
+        # A writer killed inside atomic_write leaves its temporary file; holding the lock, no
+        # write is in progress, so none is still wanted. The commit in flight, if any, named its
+        # document folder, and recovery cleaned it. keys.json beside them has its own writers.
+        for pattern in (".head.json.*.tmp", "changes/.*.tmp", "publications/.*.tmp"):
             for path in self.root.glob(pattern):
                 path.unlink(missing_ok=True)
 
     def _check_files_parse(self):
-        for path in sorted((self.root / "changes").glob("*.json")) + sorted((self.root / "documents").glob("*/*.json")):
-            data = read_json_file(path)
-            if path.parent.parent.name == "documents" and not (data.get("pointers") or {}).get("1"):
-                raise StoreCorrupt(path, "no pointers record")
+        """head.json, the log segment commits append to, and every document's pointers: what
+        start-up reads anyway (the read model loads every document). Revisions are checked by
+        `verify`, and when read."""
+        last = self.last_seq()
+        if last:
+            path = self.layout.change_log(last)
+            rows = read_log(path)
+            expected = last - self.layout.first_in_segment(self.layout.segment(last)) + 1
+            if len(rows) != expected or rows[-1]["seq"] != last:
+                raise StoreCorrupt(path, f"holds {len(rows)} changes where {expected} were committed")
+            read_log(self.layout.publication_log(last))
+        for type_name, id_ in self.keys():
+            if self.layout.read_pointers(type_name, id_) is None:
+                raise StoreCorrupt(self.layout.document_dir(type_name, id_), "no pointers record")
 
     def verify(self):
-        """Every revision's hash and every pointer, and the change sequence: a list of problems."""
-        problems = []
-        for type_name, id_ in self.keys():
-            path = self.document_path(type_name, id_)
-            try:
-                pointers, revisions = self._read_document_file(type_name, id_)
-            except StoreCorrupt as error:
-                problems.append(str(error))
-                continue
-            numbers = sorted(int(n) for n in revisions)
-            if numbers != list(range(1, len(numbers) + 1)):
-                problems.append(f"{path}: revisions are not numbered 1..{len(numbers)}: {numbers}")
-            for number in numbers:
-                row = revisions[str(number)]
-                if row.get("content") is not None and content_hash(row["content"]) != row.get("hash"):
-                    problems.append(f"{path}: revision {number}: content does not match its hash")
-                if row.get("content") is not None and row["content"].get("revision") != number:
-                    problems.append(f"{path}: revision {number}: document says revision {row['content'].get('revision')}")
-            if not pointers:
-                problems.append(f"{path}: no pointers record")
-                continue
-            if pointers.get("head") != (numbers[-1] if numbers else None):
-                problems.append(f"{path}: head points at {pointers.get('head')}, latest revision is {numbers[-1] if numbers else None}")
-            published = pointers.get("published")
-            if published is not None and (str(published) not in revisions or revisions[str(published)].get("content") is None):
-                problems.append(f"{path}: published points at revision {published}, which has no content")
-        last = self.last_seq()
-        try:
-            changes = self.changes(0)
-        except StoreCorrupt as error:
-            problems.append(str(error))
-        else:
-            if [c.seq for c in changes] != list(range(1, last + 1)):
-                problems.append(f"{self.root / 'changes'}: change sequence has gaps")
-        return problems
+        """Every revision's hash and number, every pointer, and the change sequence: a list of problems."""
+        from api.store.verify import verify
+
+        return verify(self)

@@ -4,9 +4,7 @@ A segment that does not fit is a 404 before any view runs."""
 from werkzeug.routing import BaseConverter, ValidationError
 
 from schemas import DOCUMENT_TYPES
-from schemas.fields import SLUG_PATTERN
-
-SLUG_MAX_LENGTH = 100  # as the Slug field of every document id
+from schemas.fields import SLUG_MAX_LENGTH, SLUG_PATTERN
 
 
 class SlugConverter(BaseConverter):

@@ -217,4 +217,4 @@ class Audit(MethodView):
         Each entry names the API key (name and stable id) and role, the document, the revisions
         and states before and after, and the comment. Filter by document, actor and time.
         """
-        return editorial().audit(document, actor, since, until)
+        return editorial().audit_log(document, actor, since, until)

@@ -8,7 +8,8 @@ from flask import current_app
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.services.errors import (AlreadyExists, Blocked, CursorAhead, DomainError, Forbidden, IllegalTransition,
-                                 Invalid, InvalidDocument, NotFound, NotPublished, StaleWrite, StoreError,
+                                 Invalid, InvalidDocument, NotFound, NotPublished, StaleWrite, StorageFull, StorageUnavailable,
+                                 StoreError,
                                  SubscriptionNotFound, Unpublished)
 
 PROBLEM = "application/problem+json"
@@ -28,6 +29,8 @@ ERROR_STATUSES = {
     Unpublished: 409,
     StaleWrite: 412,
     Blocked: 422,
+    StorageFull: 507,  # nothing was committed: the disk is full (RFC 4918)
+    StorageUnavailable: 503,  # nothing was committed: the disk failed; try again later
     Invalid: 422,
     InvalidDocument: 422,
     StoreError: 409,  # any other refusal of the store: the request conflicts with its state
@@ -69,5 +72,5 @@ def handle_domain_error(error):
 
 
 def register_error_handlers(app):
-    for kind in (DomainError, StoreError, SubscriptionNotFound):
+    for kind in (DomainError, StoreError, InvalidDocument, SubscriptionNotFound):
         app.register_error_handler(kind, handle_domain_error)

@@ -1,0 +1,243 @@
+"""A write that reports failure is never committed (issue 8.5).
+
+A failure is injected at each stage of a commit (every file write the store makes goes through
+api.store.files, so that is where it is injected; the files stay real), and a really full disk
+is made with a small tmpfs when this machine allows mounting one."""
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+import requests
+
+from api.services.delivery import Delivery
+from api.services.documents import Documents
+from api.store import files
+from api.store.readmodel import ReadModel
+from api.store.store import StorageFull, StorageUnavailable, Store
+from serving import medkb, serving
+
+
+class DiskFault:
+    """Fails the Nth file write of the store with `error`. Modes: "once" (that write does not
+    happen), "full" (nor does any later one: the disk stays full), "after" (the write lands,
+    then the error comes: an fsync that fails, or an append torn half-way)."""
+
+    def __init__(self, monkeypatch, fail_at, mode="once", error=errno.ENOSPC):
+        self.fail_at, self.mode, self.error, self.calls = fail_at, mode, error, []
+        for name in ("atomic_write", "append", "link_replace"):
+            monkeypatch.setattr(files, name, self._wrap(name, getattr(files, name)))
+
+    def _wrap(self, name, real):
+        def call(path, *args, **kwargs):
+            self.calls.append(f"{name} {Path(path).name}")
+            number = len(self.calls)
+            if number == self.fail_at or (self.mode == "full" and number > self.fail_at):
+                if self.mode == "after":
+                    if name == "append":
+                        real(path, args[0][:len(args[0]) // 2], *args[1:], **kwargs)
+                    else:
+                        real(path, *args, **kwargs)
+                raise OSError(self.error, f"injected: {errno.errorcode[self.error]}", str(path))
+            return real(path, *args, **kwargs)
+
+        return call
+
+
+def edit_and_publish(store):
+    head = store.head("faq", "drug-q1")
+    return Documents(store).write(dict(head.content, answer="Must never be seen."), expected_revision=1, actor="ann",
+                                  publish=True)
+
+
+def create(store):
+    content = dict(store.head("faq", "drug-q2").content, id="drug-q3", position=3, answer="Must never be seen.")
+    return Documents(store).write(content, expected_revision=0, actor="ann")
+
+
+def unpublish(store):
+    return Documents(store).set_pointers("faq", "drug-q2", expected_revision=1, changes={"published": None},
+                                         kind="unpublish", actor="pub")
+
+
+OPERATIONS = {"edit-and-publish": (edit_and_publish, 7), "create": (create, 5), "unpublish": (unpublish, 6)}
+
+
+def observe(store):
+    """Everything a reader can see: documents, pointers, changes, the published set and the feed."""
+    model = ReadModel(store, check_interval=0)
+    return {"keys": list(store.keys()), "states": list(store.states()),
+            "heads": {(s.type, s.id): store.head(s.type, s.id) for s in store.states()},
+            "changes": store.changes(0), "publications": store.publications(0), "last": store.last_seq(),
+            "published": {(t, e.document["id"]): e.body for t in ("faq", "article") for e in model.all(t)},
+            "feed": orjson.dumps(Delivery(model).feed(0, 100))}
+
+
+def files_of(root):
+    # pointers.previous.json is a hard link kept for rollback; what it names may move.
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in ("store.lock", "pointers.previous.json")}
+
+
+@pytest.mark.parametrize("mode", ["once", "full", "after"])
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_failure_at_any_stage_of_a_commit_leaves_no_trace(store, tmp_path, monkeypatch, operation, mode):
+    call, stages = OPERATIONS[operation]
+    for stage in range(1, stages + 1):
+        root = shutil.copytree(store.root, tmp_path / f"{mode}-{stage}")
+        before_files = files_of(root)
+        target = Store(root)
+        before = observe(target)
+        with monkeypatch.context() as patch:
+            fault = DiskFault(patch, stage, mode)
+            if mode == "after" and stage == stages:
+                # The commit point itself landed; only what followed failed: the write is done.
+                change = call(target)
+                assert change.seq == before["last"] + 1
+                assert Store(root).verify() == []
+                continue
+            with pytest.raises(StorageFull, match="nothing was saved"):
+                call(target)
+            assert len(fault.calls) >= stage, fault.calls
+            assert observe(target) == before, f"stage {stage}: {fault.calls[stage - 1]}"
+        reopened = Store(root)
+        assert observe(reopened) == before, f"stage {stage}: a reopen resurrected it"
+        assert reopened.verify() == []
+        assert files_of(root) == before_files, f"stage {stage}: {fault.calls[stage - 1]} left files behind"
+        assert call(reopened).seq == before["last"] + 1, "the next write takes the number the failed one did not"
+        assert reopened.verify() == []
+
+
+def test_stages_are_the_documented_protocol(store, monkeypatch):
+    fault = DiskFault(monkeypatch, fail_at=None)
+    edit_and_publish(store)
+    assert fault.calls == ["atomic_write head.json", "atomic_write 2.json", "link_replace pointers.json",
+                           "atomic_write pointers.json", "append 00000000.jsonl", "append 00000000.jsonl",
+                           "atomic_write head.json"]
+
+
+def test_other_io_errors_are_storage_unavailable(store, monkeypatch):
+    before = observe(store)
+    DiskFault(monkeypatch, 4, error=errno.EIO)
+    with pytest.raises(StorageUnavailable):
+        edit_and_publish(store)
+    assert observe(store) == before
+
+
+@pytest.mark.parametrize("error,status", [(errno.ENOSPC, 507), (errno.EDQUOT, 507), (errno.EIO, 503)])
+def test_http_maps_storage_failures_to_problems(client, monkeypatch, content_db, error, status):
+    from api.store.keys import KeyStore
+
+    key = KeyStore(content_db).create("author", "ann")[1]
+    url = "/v1/editorial/documents/faq/hemgenix-how-does-it-work"
+    headers = {"Authorization": f"Bearer {key}"}
+    etag = client.get(url, headers=headers).headers["ETag"]
+    DiskFault(monkeypatch, 5, error=error)
+    response = client.patch(url, json={"answer": "Lost."}, headers={**headers, "If-Match": etag})
+    assert response.status_code == status and response.mimetype == "application/problem+json"
+    assert "nothing was saved" in response.get_json()["detail"]
+    monkeypatch.undo()
+    assert client.get(url, headers=headers).headers["ETag"] == etag
+
+
+# --- a really full disk -----------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs, or a skip where mounting is not permitted."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(disk, leave=0):
+    """Fill `disk` up, then free `leave` bytes again. Returns the filler file."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC
+    if leave:
+        os.truncate(filler, filler.stat().st_size - leave)
+    return filler
+
+
+@pytest.mark.parametrize("free_pages", [0, 1, 3])
+def test_a_write_on_a_really_full_disk_fails_and_commits_nothing(small_disk, documents, free_pages):
+    store = Store(small_disk / "db")
+    Documents(store).import_(documents, actor="import")
+    before, before_files = observe(store), files_of(store.root)
+    filler = fill(small_disk, leave=free_pages * 4096)
+    head = store.head("faq", "drug-q1")
+    with pytest.raises(StorageFull):
+        Documents(store).write(dict(head.content, answer="Long. " * 800), expected_revision=1, actor="ann",
+                               publish=True)
+    assert observe(store) == before
+    filler.unlink()
+    reopened = Store(store.root)
+    assert observe(reopened) == before and reopened.verify() == []
+    assert files_of(store.root) == before_files
+
+
+def test_a_full_disk_is_507_over_http_and_the_edit_never_appears(small_disk):
+    db = small_disk / "db"
+    assert medkb(db, "import", "content").returncode == 0
+    key = medkb(db, "keys", "create", "--role", "author", "--name", "ann").stdout.strip()
+    url = "/v1/editorial/documents/faq/hemgenix-how-does-it-work"
+    with serving(db) as base:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        # A compressed response carries a weak ETag, which If-Match (strong comparison) never
+        # matches: the web layer's business, reported; uncompressed here to get a usable one.
+        session.headers["Accept-Encoding"] = "identity"
+        current = session.get(base + url)
+        public = requests.get(f"{base}/v1/faqs/hemgenix-how-does-it-work").content
+        filler = fill(small_disk)
+        response = session.patch(base + url, json={"answer": "Never saved."},
+                                 headers={"If-Match": current.headers["ETag"]})
+        assert response.status_code == 507, response.text
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert "No space left on device" in response.json()["detail"]
+        filler.unlink()
+        again = session.get(base + url)
+        assert again.headers["ETag"] == current.headers["ETag"] and again.json() == current.json()
+        assert requests.get(f"{base}/v1/faqs/hemgenix-how-does-it-work").content == public
+        retried = session.patch(base + url, json={"answer": "Saved once there is room."},
+                                headers={"If-Match": current.headers["ETag"]})
+        assert retried.status_code == 200 and retried.json()["document"]["revision"] == 2
+    assert medkb(db, "check").returncode == 0
+
+
+@pytest.mark.parametrize("command", [["import", "content"], ["keys", "create", "--role", "author", "--name", "x"],
+                                     ["export", "--out", "{disk}/out"]])
+def test_cli_answers_a_full_disk_in_one_line(small_disk, command):
+    db = small_disk / "db"
+    if command[0] != "import":
+        assert medkb(db, "import", "content").returncode == 0
+    fill(small_disk)
+    result = medkb(db, *[part.replace("{disk}", str(small_disk)) for part in command])
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "No space left on device" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["check"], ["import", "content"], ["export", "--out", "{tmp}/out"],
+                                     ["keys", "create", "--role", "author", "--name", "x"], ["keys", "list"],
+                                     ["worker", "--once"]])
+def test_cli_answers_an_unusable_store_folder_in_one_line(tmp_path, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = medkb(blocker / "db", *[part.replace("{tmp}", str(tmp_path)) for part in command])
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Not a directory" in result.stderr
