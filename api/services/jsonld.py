@@ -60,9 +60,9 @@ _MARKDOWN = [
     (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),              # bold
     (re.compile(r"(?<![\w*])([*_])(?!\s)(.+?)(?<!\s)\1(?![\w*])"), r"\2"),  # italics
     (re.compile(r"`([^`]*)`"), r"\1"),                      # code
-    (re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE), ""),  # headings
-    (re.compile(r"^\s{0,3}>\s?", re.MULTILINE), ""),       # quotes
-    (re.compile(r"^\s*[-*+]\s+", re.MULTILINE), ""),       # bullets
+    (re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+", re.MULTILINE), ""),  # headings
+    (re.compile(r"^[ \t]{0,3}>[ \t]?", re.MULTILINE), ""),       # quotes
+    (re.compile(r"^[ \t]*[-*+][ \t]+", re.MULTILINE), ""),       # bullets
 ]
 
 
