@@ -291,3 +291,32 @@ def ApprovalDate(**kwargs):
     return fields.String(validate=[validate.Regexp(r"^[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?$",
                                                    error="Not an ISO 8601 date (YYYY, YYYY-MM or YYYY-MM-DD)."),
                                    _real_date], **kwargs)
+
+
+# --- delivery view -------------------------------------------------------------
+
+
+class DeliveredStatementSchema(Schema):
+    document = fields.String(required=True, metadata={"description": "'type/id' of the published document"})
+    field = fields.String(metadata={"description": "where in it; absent when the article says nothing on the topic"})
+    text = fields.String(metadata={"description": "the article's statement as published"})
+    citations = fields.List(fields.Nested(CitationSchema), required=True)
+
+
+class DeliveredDiscrepancySchema(Schema):
+    key = fields.String(required=True)
+    topic = fields.String(required=True)
+    status = fields.String(required=True)
+    description = fields.String(required=True)
+    resolution = fields.String()
+    article_statements = fields.List(fields.Nested(DeliveredStatementSchema), required=True)
+    label_facts = fields.List(fields.Dict(), required=True, metadata={"description": "the label facts themselves"})
+
+
+class ProductLabelFactsSchema(Schema):
+    """The label's version beside the article's, for an app to show both."""
+
+    product = fields.String(required=True)
+    review_status = fields.String(required=True)
+    label_facts = fields.Nested(LabelFactsSchema, required=True)
+    discrepancies = fields.List(fields.Nested(DeliveredDiscrepancySchema), required=True)

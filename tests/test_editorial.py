@@ -9,7 +9,7 @@ import pytest
 
 from api.app import create_app
 from api.store.keys import KeyStore
-from conftest import ROOT
+from conftest import CONTENT_COUNT, ROOT
 
 ROLES = ("author", "reviewer", "publisher", "admin")
 
@@ -47,7 +47,7 @@ def auth(keys, who, etag=None):
 NEW_FAQ = {"type": "faq", "id": "hemgenix-how-long-does-it-last", "schema_version": 2, "locale": "en-US",
            "product": "hemgenix", "position": 5, "question": "How long does Hemgenix keep working?",
            "answer": "In the HOPE-B trial, factor IX levels stayed stable in most patients over 5 years.",
-           "citations": [{"source": "medfinder-how-does-hemgenix-work", "locator": "Step 4"}]}
+           "citations": [{"source": "medfinder-how-does-hemgenix-work", "locator": "Step 4: Factor IX Production Begins"}]}
 DOC = "/v1/editorial/documents/faq/hemgenix-how-long-does-it-last"
 
 
@@ -211,7 +211,7 @@ def test_draft_edit_to_published_hemgenix_stays_invisible_until_published(client
     found = client.get("/v1/preview/search?q=xylophonic", headers=auth(keys, "rita")).get_json()["results"]
     assert [r["id"] for r in found] == ["hemgenix"]
     jsonld = client.get("/v1/preview/articles/how-does-hemgenix-work/jsonld", headers=auth(keys, "rita")).get_json()
-    assert "XYLOPHONIC" in jsonld["about"]["description"]
+    assert "XYLOPHONIC" in jsonld["about"][0]["description"]
     assert client.get("/v1/preview/products/hemgenix/faqs", headers=auth(keys, "rita")).status_code == 200
     etag = edited.headers["ETag"]
     assert step(client, keys, "ann", "submit", etag, path=path).status_code == 200
@@ -284,7 +284,7 @@ def test_unpublish_and_archive_withdraw_from_delivery(client, keys):
     etag = client.get(path, headers=auth(keys, "paul")).headers["ETag"]
     assert step(client, keys, "paul", "unpublish", etag, path=path).status_code == 200
     assert client.get("/v1/faqs/hemgenix-what-is-the-padua-variant").status_code == 404
-    feed = client.get("/v1/feed?since=15").get_json()["changes"]
+    feed = client.get(f"/v1/feed?since={CONTENT_COUNT}").get_json()["changes"]
     assert [(c["op"], c["reason"]) for c in feed] == [("delete", "unpublished")]
     assert step(client, keys, "paul", "archive", etag, path=path).get_json()["workflow"]["state"] == "archived"
 

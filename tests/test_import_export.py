@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from api.store.store import Store
-from conftest import CONTENT, ROOT
+from conftest import CONTENT, CONTENT_COUNT, ROOT
 
 
 def medkb(db, *args, cwd=ROOT):
@@ -31,16 +31,17 @@ def test_import_is_idempotent_and_a_changed_file_adds_one_revision(tmp_path, con
     db = tmp_path / "db"
     first = medkb(db, "import", content_copy)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "15 documents: 15 changed, 0 unchanged; store at change 15."
+    n = CONTENT_COUNT
+    assert first.stdout.strip() == f"{n} documents: {n} changed, 0 unchanged; store at change {n}."
     again = medkb(db, "import", content_copy)
-    assert again.stdout.strip() == "15 documents: 0 changed, 15 unchanged; store at change 15."
+    assert again.stdout.strip() == f"{n} documents: 0 changed, {n} unchanged; store at change {n}."
 
     path = content_copy / "faqs" / "hemgenix-how-does-it-work.json"
     document = json.loads(path.read_text())
     document["question"] = "How does Hemgenix work, in plain English?"
     path.write_text(json.dumps(document))
     changed = medkb(db, "import", content_copy)
-    assert changed.stdout.strip() == "15 documents: 1 changed, 14 unchanged; store at change 16."
+    assert changed.stdout.strip() == f"{n} documents: 1 changed, {n - 1} unchanged; store at change {n + 1}."
     store = Store(db)
     assert [r.revision for r in store.revisions("faq", "hemgenix-how-does-it-work")] == [1, 2]
     assert store.published("faq", "hemgenix-how-does-it-work").content["question"].endswith("in plain English?")
@@ -51,7 +52,7 @@ def test_import_then_export_gives_back_the_same_bytes(tmp_path, content_copy):
     assert medkb(db, "import", content_copy).returncode == 0
     exported = medkb(db, "export", "--out", content_copy)
     assert exported.returncode == 0, exported.stderr
-    assert exported.stdout.strip() == f"15 published documents in {content_copy}: 0 written, 0 removed."
+    assert exported.stdout.strip() == f"{CONTENT_COUNT} published documents in {content_copy}: 0 written, 0 removed."
     assert tree_bytes(content_copy) == tree_bytes(CONTENT)
     fresh = tmp_path / "fresh"
     assert medkb(db, "export", "--out", fresh).returncode == 0
@@ -65,7 +66,7 @@ def test_export_removes_documents_no_longer_published(tmp_path, content_copy):
     store.delete("article", "how-does-hemgenix-work", expected_revision=1, actor="ann")
     (content_copy / "notes.json").write_text("{}")  # not the store's: left alone
     result = medkb(db, "export", "--out", content_copy)
-    assert result.stdout.strip() == f"14 published documents in {content_copy}: 0 written, 1 removed."
+    assert result.stdout.strip() == f"{CONTENT_COUNT - 1} published documents in {content_copy}: 0 written, 1 removed."
     assert not (content_copy / "articles" / "how-does-hemgenix-work.json").exists()
     assert (content_copy / "notes.json").exists()
 
@@ -100,7 +101,8 @@ def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content
     medkb(db, "import", content_copy)
     ok = medkb(db, "check")
     assert ok.returncode == 0
-    assert ok.stdout.strip() == f"{db}: 15 documents, 15 revisions, change sequence at 15: OK."
+    n = CONTENT_COUNT
+    assert ok.stdout.strip() == f"{db}: {n} documents, {n} revisions, change sequence at {n}: OK."
     victim = db / "documents" / "product" / "hemgenix.json"
     data = json.loads(victim.read_bytes())
     data["revisions"]["1"]["content"]["name"] = "Hemgenics"

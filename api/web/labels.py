@@ -1,0 +1,29 @@
+"""What the labels say about a product, beside the article, with the discrepancies between them."""
+import orjson
+from flask.views import MethodView
+
+from schemas.facts import ProductLabelFactsSchema
+
+from api.services.delivery import fingerprint
+from api.web.common import delivery, published
+from api.web.smorest import Blueprint, public_response
+
+blp = Blueprint("label-facts", __name__, url_prefix="/v1/products",
+                description="Label facts by region, and where the article and a label differ.")
+
+
+@blp.route("/<string:id_>/label-facts")
+class ProductLabelFacts(MethodView):
+    @blp.etag
+    @blp.response(200, ProductLabelFactsSchema)
+    @blp.problem(404, "no published product")
+    def get(self, id_):
+        """The product's label facts and its article-versus-label discrepancies
+
+        Indication, dose, monitoring and required actions as each label states them, cited and
+        with their verification; each discrepancy carries the article's published statement
+        and the label facts it differs from, so an app can show the label's version beside it.
+        """
+        view, depends = published(delivery().label_facts_of, id_)
+        blp.set_etag_value(fingerprint(depends))
+        return public_response(orjson.dumps(view))
