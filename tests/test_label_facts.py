@@ -169,3 +169,24 @@ def test_real_server_serves_the_product_with_label_facts_and_discrepancies(serve
     page = session.get(f"{server}/v1/articles/how-does-hemgenix-work/jsonld", timeout=10).json()
     assert page["url"] == "https://medkb.example/how-does-hemgenix-work"
     assert vocabulary.problems(page) == []
+
+
+# --- import reports lint and records it in the audit -------------------------------------
+
+
+def test_import_reports_lint_and_records_what_it_published_with_errors(tmp_path):
+    from api.store.store import Store
+
+    db = tmp_path / "db"
+    result = subprocess.run([sys.executable, "-m", "api.cli", "import", str(ROOT / "content")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(db)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert ("lint: article/how-does-hemgenix-work: medical_reviewer: error review.no_medical_reviewer: No medical "
+            "reviewer is named; a clinician must review patient content before it is published.") in lines
+    assert any(line.startswith("lint: product/hemgenix: discrepancies.0: warning discrepancy.open:") for line in lines)
+    assert "Traceback" not in result.stderr
+    change = next(c for c in Store(db).changes(0) if (c.type, c.id) == ("article", "how-does-hemgenix-work"))
+    assert "published with open lint errors: article/how-does-hemgenix-work (review.no_medical_reviewer, " \
+           "review.overdue)" in change.message

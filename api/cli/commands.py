@@ -121,6 +121,30 @@ def schema(out):
         click.echo(str(target))
 
 
+def report_lint(documents):
+    """Print every lint finding on standard error; return {"type/id": [error rules]} for documents with errors."""
+    import datetime
+
+    from api.services.lint import lint
+
+    def lookup(type_name, id_):
+        return documents.get(f"{type_name}/{id_}")
+
+    today = datetime.date.today()
+    with_errors, counts = {}, {"error": 0, "warning": 0}
+    for key, document in documents.items():
+        for finding in lint(document, lookup, today):
+            counts[finding["severity"]] += 1
+            click.echo(f"lint: {key}: {finding['field'] or '-'}: {finding['severity']} {finding['rule']}: "
+                       f"{finding['message']}", err=True)
+            if finding["severity"] == "error":
+                with_errors.setdefault(key, []).append(finding["rule"])
+    if counts["error"] or counts["warning"]:
+        click.echo(f"lint: {counts['error']} error(s), {counts['warning']} warning(s) in "
+                   f"{len(with_errors)} document(s) with errors.", err=True)
+    return {key: sorted(set(rules)) for key, rules in with_errors.items()}
+
+
 @main.command("import")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 def import_(paths):
@@ -135,8 +159,15 @@ def import_(paths):
         click.echo(str(problem))
     if loaded.problems:
         fail(f"{len(loaded.problems)} problem(s); nothing imported.")
+    message = f"import {' '.join(map(str, paths))}"
+    with_errors = report_lint(loaded.documents)
+    if with_errors:
+        # Import publishes what the files say (they are the editors' reviewed copy), but the
+        # audit must show that it published content with open lint errors, and which.
+        message += "; published with open lint errors: " + "; ".join(
+            f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
     store = open_store()
-    written = store.write_many(loaded.documents.values(), actor="import", message=f"import {' '.join(map(str, paths))}",
+    written = store.write_many(loaded.documents.values(), actor="import", message=message,
                                publish=True, progress=Progress("importing"))
     total = len(loaded.documents)
     click.echo(f"{total} documents: {len(written)} changed, {total - len(written)} unchanged; "
