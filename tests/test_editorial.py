@@ -320,7 +320,7 @@ def test_working_set_filters_by_type_and_status(client, keys):
 def test_audit_filters_by_actor_and_time(client, keys):
     create_faq(client, keys)
     everything = client.get("/v1/editorial/audit?page_size=100", headers=auth(keys, "ada")).get_json()
-    assert len(everything) == 16 and everything[0]["actor"] == "import"
+    assert len(everything) == CONTENT_COUNT + 1 and everything[0]["actor"] == "import"
     mine = client.get("/v1/editorial/audit?actor=ann", headers=auth(keys, "ada")).get_json()
     assert [e["document"] for e in mine] == ["faq/hemgenix-how-long-does-it-last"]
     later = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).isoformat().replace("+00:00", "Z")

@@ -121,8 +121,8 @@ def schema(out):
         click.echo(str(target))
 
 
-def report_lint(documents):
-    """Print every lint finding on standard error; return {"type/id": [error rules]} for documents with errors."""
+def lint_all(documents):
+    """(lines to report, {"type/id": [error rules]}) for every lint finding in `documents`."""
     import datetime
 
     from api.services.lint import lint
@@ -131,18 +131,18 @@ def report_lint(documents):
         return documents.get(f"{type_name}/{id_}")
 
     today = datetime.date.today()
-    with_errors, counts = {}, {"error": 0, "warning": 0}
+    lines, with_errors, counts = [], {}, {"error": 0, "warning": 0}
     for key, document in documents.items():
         for finding in lint(document, lookup, today):
             counts[finding["severity"]] += 1
-            click.echo(f"lint: {key}: {finding['field'] or '-'}: {finding['severity']} {finding['rule']}: "
-                       f"{finding['message']}", err=True)
+            lines.append(f"lint: {key}: {finding['field'] or '-'}: {finding['severity']} {finding['rule']}: "
+                         f"{finding['message']}")
             if finding["severity"] == "error":
                 with_errors.setdefault(key, []).append(finding["rule"])
-    if counts["error"] or counts["warning"]:
-        click.echo(f"lint: {counts['error']} error(s), {counts['warning']} warning(s) in "
-                   f"{len(with_errors)} document(s) with errors.", err=True)
-    return {key: sorted(set(rules)) for key, rules in with_errors.items()}
+    if lines:
+        lines.append(f"lint: {counts['error']} error(s), {counts['warning']} warning(s); "
+                     f"{len(with_errors)} document(s) published with open errors.")
+    return lines, {key: sorted(set(rules)) for key, rules in with_errors.items()}
 
 
 @main.command("import")
@@ -160,7 +160,7 @@ def import_(paths):
     if loaded.problems:
         fail(f"{len(loaded.problems)} problem(s); nothing imported.")
     message = f"import {' '.join(map(str, paths))}"
-    with_errors = report_lint(loaded.documents)
+    findings, with_errors = lint_all(loaded.documents)
     if with_errors:
         # Import publishes what the files say (they are the editors' reviewed copy), but the
         # audit must show that it published content with open lint errors, and which.
@@ -169,6 +169,8 @@ def import_(paths):
     store = open_store()
     written = store.write_many(loaded.documents.values(), actor="import", message=message,
                                publish=True, progress=Progress("importing"))
+    for line in findings:
+        click.echo(line, err=True)
     total = len(loaded.documents)
     click.echo(f"{total} documents: {len(written)} changed, {total - len(written)} unchanged; "
                f"store at change {store.last_seq()}.")

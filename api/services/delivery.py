@@ -184,7 +184,7 @@ class Delivery:
                     else found.document
                 statements.append({"document": ref["document"], **({"field": field} if field else {}),
                                    **({"text": resolve_field(found.document, field)} if field else {}),
-                                   "citations": (holder or {}).get("citations", [])})
+                                   "citations": holder.get("citations", []) if isinstance(holder, dict) else []})
             discrepancies.append({**discrepancy, "article_statements": statements,
                                   "label_facts": [by_key[key] for key in discrepancy["label_facts"] if key in by_key]})
         view = {"product": product_id, "review_status": product["review_status"], "label_facts": facts,
