@@ -464,6 +464,40 @@ def cited_statements(docs):
             yield doc["id"], "answer", doc
 
 
+@pytest.mark.parametrize("key", ["product/hemgenix", "product/alprolix", "product/idelvion", "product/alhemo",
+                                 "product/benefix", "condition/hemophilia-b", "mechanism/hemgenix-mechanism",
+                                 "article/how-does-hemgenix-work"])
+def test_every_summary_is_cited(docs, key):
+    citations = docs[key]["summary_citations"]
+    assert citations and all(c.get("locator") for c in citations)
+
+
+def test_every_citation_names_a_locator_its_source_declares(docs):
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("citations", "summary_citations") and isinstance(value, list):
+                    for citation in value:
+                        yield path, citation
+                else:
+                    yield from walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                yield from walk(item, f"{path}.{index}")
+
+    for key, doc in docs.items():
+        for path, citation in walk(doc, key):
+            assert citation["locator"] in docs[f"source/{citation['source']}"]["locators"], (path, citation)
+
+
+def test_one_time_infusion_claims_cite_where_the_article_says_it(hemgenix):
+    intro = next(loc for loc in [c["locator"] for c in hemgenix["summary_citations"]] if loc.startswith("Introduction"))
+    for relation in hemgenix["related"]:
+        if "one-time infusion" in relation["basis"]:
+            locators = {c["locator"] for c in relation["citations"]}
+            assert intro in locators and "Step 3: After Infusion" not in locators
+
+
 def test_every_clinical_statement_carries_a_citation_with_a_locator(docs):
     missing = [(doc_id, field) for doc_id, field, item in cited_statements(docs)
                if not item.get("citations") or not all(c.get("locator") for c in item["citations"])]

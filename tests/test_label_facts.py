@@ -190,3 +190,24 @@ def test_import_reports_lint_and_records_what_it_published_with_errors(tmp_path)
     change = next(c for c in Store(db).changes(0) if (c.type, c.id) == ("article", "how-does-hemgenix-work"))
     assert "published with open lint errors: article/how-does-hemgenix-work (review.no_medical_reviewer, " \
            "review.overdue)" in change.message
+
+
+def test_a_discrepancy_on_the_products_own_text_is_checked_against_the_version_being_written(store):
+    from api.store.store import InvalidDocument
+
+    head = store.head("product", "drug")
+    fact = {"key": "no-donation", "regions": ["EU"], "action": "no_donation", "text": "Do not donate blood.",
+            "citations": [{"source": "src", "locator": "p. 1"}], "verification": {"status": "unverified"}}
+    label = {**head.content, "label_facts": {"required_actions": [fact]}}
+    # src is an article, so give the label fact a label to cite.
+    source = store.head("source", "src").content
+    store.write(dict(source, kind="label"), expected_revision=1, actor="test", publish=True)
+    discrepancy = {"key": "x", "topic": "Donation", "status": "open", "description": "Differs.",
+                   "label_facts": ["no-donation"]}
+    pointing_at_nothing = {**label, "discrepancies": [
+        {**discrepancy, "article_statements": [{"document": "product/drug", "field": "key_risks.0.description"}]}]}
+    with pytest.raises(InvalidDocument, match="product/drug has no text at key_risks.0.description"):
+        store.write(pointing_at_nothing, expected_revision=head.revision, actor="test")
+    with_risk = {**pointing_at_nothing, "key_risks": [{"name": "Liver", "description": "Tests monthly.",
+                                                        "citations": [{"source": "src", "locator": "p. 1"}]}]}
+    assert store.write(with_risk, expected_revision=head.revision, actor="test").revision == head.revision + 1

@@ -38,9 +38,15 @@ def integrity_errors(document, lookup):
     if isinstance(facts, dict):
         errors += _label_facts_cite_primary_sources(facts, source)
     errors += _reviewer_errors(document, lookup)
+    def current(type_name, id_):
+        # A statement in this very document is checked against the version being written.
+        if (type_name, id_) == (document.get("type"), document.get("id")):
+            return document
+        return lookup(type_name, id_)
+
     for index, discrepancy in enumerate(document.get("discrepancies") or [] if document.get("type") == "product" else []):
         for number, ref in enumerate(discrepancy.get("article_statements") or []):
-            problem = _statement_problem(ref, lookup)
+            problem = _statement_problem(ref, current)
             if problem:
                 errors.append((f"discrepancies.{index}.article_statements.{number}", problem))
     return errors
