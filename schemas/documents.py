@@ -10,7 +10,6 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from .fields import (
     Choice,
     Citations,
-    CitedStatementSchema,
     HttpUrl,
     Locale,
     Markdown,
@@ -21,15 +20,29 @@ from .fields import (
     Verification,
     positions_are_contiguous,
 )
+from .facts import (
+    ApprovalDate,
+    CitationsOf,
+    ConditionCodeSchema,
+    DiscrepancySchema,
+    GeneCodeSchema,
+    LabelFactsSchema,
+    ProductCodeSchema,
+    ReviewStatus,
+    Statement,
+    Verified,
+    label_fact_keys,
+    review_problems,
+)
 
 # Bump when the stored format changes, and register a migration from the
-# previous version in api/migrations.py.
-CURRENT_SCHEMA_VERSION = 2
+# previous version in api/knowledge/migrations.py.
+CURRENT_SCHEMA_VERSION = 3
 DEFAULT_LOCALE = "en-US"
 # Identity and references are the same in every language; only words are translated.
 UNTRANSLATABLE = ("type", "id", "schema_version", "revision", "locale", "updated_at", "translations",
                   "product", "about", "author", "medical_reviewer", "mechanism", "faqs", "sources", "conditions",
-                  "position")
+                  "position", "identifiers", "gene_identifiers", "review_status", "last_reviewed", "slug")
 
 
 class DocumentSchema(Schema):
@@ -92,10 +105,12 @@ ROUTES = ("intravenous", "subcutaneous")
 
 class ProductClassSchema(Schema):
     system = Choice(CLASS_SYSTEMS, required=True)
-    code = fields.String(validate=Pattern(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$|^[A-Z][0-9]{2}[A-Z]{0,2}$", error="Not an ATC code."))
+    code = fields.String(validate=Pattern(r"^[A-Z](?:[0-9]{2}(?:[A-Z]{1,2})?)?$", error=(
+        "Not an ATC group (levels 1 to 4, like B02BD); a full ATC code names the substance and goes in "
+        "identifiers.")))
     name = Text(metadata={"description": "required for pharmacologic classes; optional for ATC, whose code is the name"})
     citations = Citations(required=False)
-    verification = Verification()
+    verification = Verified()
 
     @validates_schema
     def identified(self, data, **kwargs):
@@ -110,20 +125,28 @@ class OrganisationRoleSchema(Schema):
     role = Choice(("marketing_authorisation_holder", "marketer", "developer", "manufacturer"), required=True)
     region = Text(max_length=100)
     citations = Citations(required=False)
-    verification = Verification()
+    verification = Verified()
 
 
 class ApprovalSchema(Schema):
     # authority and kind are optional: sources often state only "approved in the EU".
     authority = Text(max_length=100)
     region = Text(max_length=100, required=True)
-    date = PartialDate(required=True)
-    kind = Choice(("full", "conditional", "accelerated"))
+    date = ApprovalDate()
+    application_number = fields.String(validate=validate.Regexp(r"^(?:BLA|NDA|ANDA)[0-9]{6}$|^EMEA/H/C/[0-9]{6}$",
+                                                                error="Not an application number (like BLA125772)."))
+    kind = Choice(("full", "conditional", "accelerated", "extension"))
+    scope = Text(max_length=500, metadata={"description": "what the approval covers (population, indication)"})
     citations = Citations()
-    verification = Verification()
+    verification = Verified(required=True)
+
+    @validates_schema
+    def identified(self, data, **kwargs):
+        if not data.get("date") and not data.get("application_number"):
+            raise ValidationError("An approval needs its date or its application number.", "date")
 
 
-class DosingSchema(CitedStatementSchema):
+class DosingSchema(Statement):
     population = Text(max_length=200)
 
 
@@ -145,12 +168,7 @@ class RiskSchema(Schema):
     name = Text(max_length=200, required=True)
     description = Markdown(max_length=5000, required=True)
     citations = Citations()
-    verification = Verification()
-
-
-class IdentifierSchema(Schema):
-    system = Choice(("rxcui", "unii", "ndc", "atc", "ema_product_number"), required=True)
-    value = Text(max_length=100, required=True)
+    verification = Verified()
 
 
 class RelationSchema(Schema):
@@ -158,6 +176,7 @@ class RelationSchema(Schema):
     type = Choice(RELATION_TYPES, required=True)
     basis = Markdown(max_length=1000, required=True, metadata={"description": "why the relation holds; never a claim of equivalence"})
     citations = Citations(required=False)
+    verification = Verified()
 
 
 class ProductSchema(DocumentSchema):
@@ -168,18 +187,43 @@ class ProductSchema(DocumentSchema):
     development_code = Text(max_length=50)
     product_type = Choice(PRODUCT_TYPES, required=True)
     summary = Markdown(max_length=2000, required=True)
-    how_it_works = fields.Nested(CitedStatementSchema, required=True)
+    summary_citations = CitationsOf("summary")
+    how_it_works = fields.Nested(Statement, required=True)
     classes = fields.List(fields.Nested(ProductClassSchema), required=True, validate=validate.Length(min=1))
     organisations = fields.List(fields.Nested(OrganisationRoleSchema))
     approvals = fields.List(fields.Nested(ApprovalSchema))
     dosage_form = Text(max_length=200)
     route = Choice(ROUTES, required=True)
+    prescription_status = Choice(("prescription_only", "otc"))
     dosing = fields.List(fields.Nested(DosingSchema))
     package_variants = fields.List(fields.Nested(PackageVariantSchema))
     key_risks = fields.List(fields.Nested(RiskSchema))
     conditions = fields.List(Slug(), required=True, validate=validate.Length(min=1))
-    identifiers = fields.List(fields.Nested(IdentifierSchema))
+    identifiers = fields.List(fields.Nested(ProductCodeSchema), metadata={"description": "only real codes, each cited"})
     related = fields.List(fields.Nested(RelationSchema))
+    label_facts = fields.Nested(LabelFactsSchema, metadata={
+        "description": "what the labels say, by region, beside (never instead of) the article's prose"})
+    discrepancies = fields.List(fields.Nested(DiscrepancySchema), metadata={
+        "description": "where the article and a label differ: both stand, linked here for the medical reviewer"})
+    review_status = ReviewStatus(required=True)
+    medical_reviewer = Slug(metadata={"description": "id of a `person` with the medical_reviewer role"})
+    last_reviewed = fields.Date()
+
+    @validates_schema
+    def reviewed_honestly(self, data, **kwargs):
+        review_problems(data)
+
+    @validates_schema
+    def discrepancies_point_at_label_facts(self, data, **kwargs):
+        keys = label_fact_keys(data)
+        for index, discrepancy in enumerate(data.get("discrepancies") or []):
+            unknown = [key for key in discrepancy.get("label_facts") or [] if key not in keys]
+            if unknown:
+                raise ValidationError({"discrepancies": {index: {"label_facts": [
+                    f"Not a label fact of this product: {', '.join(unknown)}."]}}})
+        keys = [d.get("key") for d in data.get("discrepancies") or []]
+        if len(keys) != len(set(keys)):
+            raise ValidationError("Discrepancy keys must be unique.", "discrepancies")
 
     @validates_schema
     def relations_are_distinct(self, data, **kwargs):
@@ -193,7 +237,7 @@ class ProductSchema(DocumentSchema):
 # --- condition -------------------------------------------------------------
 
 
-class TreatmentApproachSchema(CitedStatementSchema):
+class TreatmentApproachSchema(Statement):
     name = Text(max_length=200, required=True)
 
 
@@ -203,8 +247,11 @@ class ConditionSchema(DocumentSchema):
     name = Text(max_length=200, required=True)
     synonyms = fields.List(Text(max_length=200))
     summary = Markdown(max_length=5000, required=True)
-    cause = fields.Nested(CitedStatementSchema, required=True)
+    summary_citations = CitationsOf("summary")
+    cause = fields.Nested(Statement, required=True)
     gene = Text(max_length=50, required=True)
+    gene_identifiers = fields.List(fields.Nested(GeneCodeSchema), metadata={"description": "the gene's codes, each cited"})
+    identifiers = fields.List(fields.Nested(ConditionCodeSchema), metadata={"description": "only real codes, each cited"})
     protein = Text(max_length=100)
     inheritance = Choice(("x_linked_recessive", "autosomal_dominant", "autosomal_recessive", "acquired"), required=True)
     treatment_approaches = fields.List(fields.Nested(TreatmentApproachSchema))
@@ -234,6 +281,7 @@ class MechanismSchema(DocumentSchema):
     product = Slug(required=True, metadata={"description": "id of the `product` this explains"})
     title = Text(max_length=200, required=True)
     summary = Markdown(max_length=2000, required=True)
+    summary_citations = CitationsOf("summary")
     steps = fields.List(fields.Nested(StepSchema), required=True, validate=validate.Length(min=1))
     sections = fields.List(fields.Nested(SectionSchema))
 
@@ -273,6 +321,9 @@ class ArticleSchema(DocumentSchema):
 
     headline = Text(max_length=200, required=True)
     summary = Markdown(max_length=2000, required=True)
+    summary_citations = CitationsOf("summary")
+    slug = Slug(required=True, metadata={"description": "the page's path on the public site: its canonical URL is "
+                                                        "MEDKB_PUBLIC_BASE_URL/<slug>"})
     about = Slug(required=True, metadata={"description": "id of the `product` the article explains"})
     author = Slug(required=True, metadata={"description": "id of a `person`"})
     medical_reviewer = Slug(metadata={"description": "id of a `person`"})
@@ -281,10 +332,15 @@ class ArticleSchema(DocumentSchema):
     date_modified = fields.Date(required=True)
     last_reviewed = fields.Date()
     next_review_due = fields.Date()
+    review_status = ReviewStatus(required=True)
     mechanism = Slug(metadata={"description": "id of the `mechanism` the article shows"})
     faqs = fields.List(Slug(), metadata={"description": "ids of `faq` documents, in display order"})
     sources = fields.List(Slug(), required=True, validate=validate.Length(min=1))
     disclaimers = fields.List(Markdown(max_length=2000))
+
+    @validates_schema
+    def reviewed_honestly(self, data, **kwargs):
+        review_problems(data)
 
     @validates_schema
     def dates_are_ordered(self, data, **kwargs):
@@ -301,7 +357,9 @@ class ArticleSchema(DocumentSchema):
 
 # --- source, person --------------------------------------------------------
 
-SOURCE_KINDS = ("article", "label", "trial", "regulator_page", "compilation")
+# "compilation" and "secondary" are leads, not evidence: a fact citing only them must say it is unverified.
+SOURCE_KINDS = ("article", "label", "trial", "regulator_page", "registry", "compilation", "secondary")
+SECONDARY_SOURCE_KINDS = ("compilation", "secondary")
 
 
 class SourceSchema(DocumentSchema):
@@ -315,8 +373,21 @@ class SourceSchema(DocumentSchema):
     date_published = fields.Date()
     date_modified = fields.Date()
     date_accessed = fields.Date()
+    version = Text(max_length=200, metadata={"description": "the label's revision or version as published"})
+    read_via = fields.List(HttpUrl(), metadata={"description": "copies where the text was actually read, when the "
+                                                               "original at `url` was not"})
+    identifiers = fields.List(Text(max_length=100), metadata={"description": "e.g. a trial's NCT number"})
+    locators = fields.List(Text(max_length=200), metadata={
+        "description": "the places in this source a citation may point at (sections, headings); a citation's "
+                       "locator must be one of them"})
     notes = Markdown(max_length=2000)
     verification = Verification(required=True)
+
+    @validates_schema
+    def locators_are_distinct(self, data, **kwargs):
+        locators = data.get("locators") or []
+        if len(locators) != len(set(locators)):
+            raise ValidationError("Each locator may appear once.", "locators")
 
 
 class PersonSchema(DocumentSchema):
@@ -343,7 +414,7 @@ FOLDER_TYPES = {folder: type_name for type_name, folder in TYPE_FOLDERS.items()}
 # Every field of every type that holds the id of another document: (type, field path, target type).
 # `[]` marks a list. The cross-document check and the API's `include=` read this one table.
 REFERENCES = {
-    "product": [("conditions[]", "condition"), ("related[].product", "product")],
+    "product": [("conditions[]", "condition"), ("related[].product", "product"), ("medical_reviewer", "person")],
     "mechanism": [("product", "product")],
     "faq": [("product", "product")],
     "article": [("about", "product"), ("author", "person"), ("medical_reviewer", "person"),

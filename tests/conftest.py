@@ -9,10 +9,12 @@ from schemas import TYPE_FOLDERS
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT / "content"
 STAMP = "2026-04-02T00:00:00Z"
+# How many documents the shipped content holds: an import makes one change per document.
+CONTENT_COUNT = sum(1 for _ in CONTENT.rglob("*.json"))
 
 
 def envelope(type_name, id_):
-    return {"type": type_name, "id": id_, "schema_version": 2, "revision": 1, "locale": "en-US", "updated_at": STAMP}
+    return {"type": type_name, "id": id_, "schema_version": 3, "revision": 1, "locale": "en-US", "updated_at": STAMP}
 
 
 CITE = [{"source": "src", "locator": "p. 1"}]
@@ -21,19 +23,23 @@ CITE = [{"source": "src", "locator": "p. 1"}]
 def minimal_documents():
     """A small, valid knowledge base touching every type and every kind of reference."""
     return [
-        {**envelope("source", "src"), "title": "A source", "kind": "article", "verification": "verified"},
+        {**envelope("source", "src"), "title": "A source", "kind": "article", "verification": "verified",
+         "locators": ["p. 1"]},
         {**envelope("person", "writer"), "name": "A Writer", "roles": ["author"]},
         {**envelope("condition", "cond"), "name": "A condition", "summary": "About it.",
          "cause": {"text": "A gene.", "citations": CITE}, "gene": "F9", "inheritance": "x_linked_recessive"},
         {**envelope("product", "drug"), "name": "Drug", "non_proprietary_name": "drugamab", "product_type": "gene_therapy",
          "summary": "A drug.", "how_it_works": {"text": "It works.", "citations": CITE},
-         "classes": [{"system": "atc", "code": "B02BD16", "name": "blood coagulation factors"}],
-         "route": "intravenous", "conditions": ["cond"],
+         "classes": [{"system": "atc", "code": "B02BD", "name": "blood coagulation factors"}],
+         "identifiers": [{"system": "atc", "value": "B02BD16", "citations": CITE,
+                          "verification": {"status": "verified", "source": "src", "date": "2026-04-02"}}],
+         "route": "intravenous", "conditions": ["cond"], "review_status": "not_medically_reviewed",
          "dosing": [{"text": "Once.", "citations": CITE}],
          "related": [{"product": "other", "type": "also_looked_for", "basis": "Browsing."}]},
         {**envelope("product", "other"), "name": "Other", "non_proprietary_name": "otherase", "product_type": "recombinant_factor",
          "summary": "Another.", "how_it_works": {"text": "Replaces.", "citations": CITE},
-         "classes": [{"system": "pharmacologic", "name": "factor IX"}], "route": "intravenous", "conditions": ["cond"]},
+         "classes": [{"system": "pharmacologic", "name": "factor IX"}], "route": "intravenous", "conditions": ["cond"],
+         "review_status": "not_medically_reviewed"},
         {**envelope("mechanism", "drug-mechanism"), "product": "drug", "title": "How it works", "summary": "Steps.",
          "steps": [{"position": 1, "title": "First", "body": "One.", "citations": CITE},
                    {"position": 2, "title": "Second", "body": "Two.", "citations": CITE}],
@@ -41,6 +47,7 @@ def minimal_documents():
         {**envelope("faq", "drug-q1"), "product": "drug", "position": 1, "question": "Q1?", "answer": "A1.", "citations": CITE},
         {**envelope("faq", "drug-q2"), "product": "drug", "position": 2, "question": "Q2?", "answer": "A2.", "citations": CITE},
         {**envelope("article", "about-drug"), "headline": "About Drug", "summary": "Summary.", "about": "drug",
+         "slug": "about-drug", "review_status": "not_medically_reviewed",
          "author": "writer", "publisher": {"name": "Pub", "url": "https://example.org"}, "date_modified": "2026-04-02",
          "mechanism": "drug-mechanism", "faqs": ["drug-q1", "drug-q2"], "sources": ["src"]},
     ]

@@ -9,7 +9,7 @@ import pytest
 
 from api.app import create_app
 from api.store.keys import KeyStore
-from conftest import ROOT
+from conftest import CONTENT_COUNT, ROOT
 
 ROLES = ("author", "reviewer", "publisher", "admin")
 
@@ -47,7 +47,7 @@ def auth(keys, who, etag=None):
 NEW_FAQ = {"type": "faq", "id": "hemgenix-how-long-does-it-last", "schema_version": 2, "locale": "en-US",
            "product": "hemgenix", "position": 5, "question": "How long does Hemgenix keep working?",
            "answer": "In the HOPE-B trial, factor IX levels stayed stable in most patients over 5 years.",
-           "citations": [{"source": "medfinder-how-does-hemgenix-work", "locator": "Step 4"}]}
+           "citations": [{"source": "medfinder-how-does-hemgenix-work", "locator": "Step 4: Factor IX Production Begins"}]}
 DOC = "/v1/editorial/documents/faq/hemgenix-how-long-does-it-last"
 
 
@@ -211,7 +211,7 @@ def test_draft_edit_to_published_hemgenix_stays_invisible_until_published(client
     found = client.get("/v1/preview/search?q=xylophonic", headers=auth(keys, "rita")).get_json()["results"]
     assert [r["id"] for r in found] == ["hemgenix"]
     jsonld = client.get("/v1/preview/articles/how-does-hemgenix-work/jsonld", headers=auth(keys, "rita")).get_json()
-    assert "XYLOPHONIC" in jsonld["about"]["description"]
+    assert "XYLOPHONIC" in jsonld["about"][0]["description"]
     assert client.get("/v1/preview/products/hemgenix/faqs", headers=auth(keys, "rita")).status_code == 200
     etag = edited.headers["ETag"]
     assert step(client, keys, "ann", "submit", etag, path=path).status_code == 200
@@ -289,7 +289,7 @@ def test_unpublish_and_archive_withdraw_from_delivery(client, keys):
     etag = client.get(path, headers=auth(keys, "paul")).headers["ETag"]
     assert step(client, keys, "paul", "unpublish", etag, path=path).status_code == 200
     assert client.get("/v1/faqs/hemgenix-what-is-the-padua-variant").status_code == 404
-    feed = client.get("/v1/feed?since=15").get_json()["changes"]
+    feed = client.get(f"/v1/feed?since={CONTENT_COUNT}").get_json()["changes"]
     assert [(c["op"], c["id"], c["reason"]) for c in feed] == [("delete", "how-does-hemgenix-work", "unpublished"),
                                                                 ("delete", "hemgenix-what-is-the-padua-variant",
                                                                  "unpublished")]
@@ -327,7 +327,7 @@ def test_working_set_filters_by_type_and_status(client, keys):
 def test_audit_filters_by_actor_and_time(client, keys):
     create_faq(client, keys)
     everything = client.get("/v1/editorial/audit?page_size=100", headers=auth(keys, "ada")).get_json()
-    assert len(everything) == 16 and everything[0]["actor"] == "import"
+    assert len(everything) == CONTENT_COUNT + 1 and everything[0]["actor"] == "import"
     mine = client.get("/v1/editorial/audit?actor=ann", headers=auth(keys, "ada")).get_json()
     assert [e["document"] for e in mine] == ["faq/hemgenix-how-long-does-it-last"]
     later = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).isoformat().replace("+00:00", "Z")

@@ -26,9 +26,9 @@ FAQ_ID = "hemgenix-how-does-it-work"
 DOC = f"/v1/editorial/documents/faq/{FAQ_ID}"
 CREATE = "/v1/editorial/documents"
 MERGE_PATCH = "application/merge-patch+json"
-NEW_FAQ = {"type": "faq", "id": "hemgenix-new-question", "schema_version": 2, "locale": "en-US",
+NEW_FAQ = {"type": "faq", "id": "hemgenix-new-question", "schema_version": 3, "locale": "en-US",
            "product": "hemgenix", "position": 5, "question": "A new question?", "answer": "An answer.",
-           "citations": [{"source": "medfinder-how-does-hemgenix-work", "locator": "Step 4"}]}
+           "citations": [{"source": "medfinder-how-does-hemgenix-work", "locator": "Step 4: Factor IX Production Begins"}]}
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import requests
 
 from api.services.documents import Documents
 from api.store.store import Store
-from conftest import CONTENT
+from conftest import CONTENT, CONTENT_COUNT
 from serving import medkb, serving
 
 
@@ -27,16 +27,17 @@ def test_import_is_idempotent_and_a_changed_file_adds_one_revision(tmp_path, con
     db = tmp_path / "db"
     first = medkb(db, "import", content_copy)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "15 documents: 15 changed, 0 unchanged; store at change 15."
+    n = CONTENT_COUNT
+    assert first.stdout.strip() == f"{n} documents: {n} changed, 0 unchanged; store at change {n}."
     again = medkb(db, "import", content_copy)
-    assert again.stdout.strip() == "15 documents: 0 changed, 15 unchanged; store at change 15."
+    assert again.stdout.strip() == f"{n} documents: 0 changed, {n} unchanged; store at change {n}."
 
     path = content_copy / "faqs" / "hemgenix-how-does-it-work.json"
     document = json.loads(path.read_text())
     document["question"] = "How does Hemgenix work, in plain English?"
     path.write_text(json.dumps(document))
     changed = medkb(db, "import", content_copy)
-    assert changed.stdout.strip() == "15 documents: 1 changed, 14 unchanged; store at change 16."
+    assert changed.stdout.strip() == f"{n} documents: 1 changed, {n - 1} unchanged; store at change {n + 1}."
     store = Store(db)
     assert [r.revision for r in store.revisions("faq", "hemgenix-how-does-it-work")] == [1, 2]
     assert store.published("faq", "hemgenix-how-does-it-work").content["question"].endswith("in plain English?")
@@ -47,7 +48,7 @@ def test_import_then_export_gives_back_the_same_bytes(tmp_path, content_copy):
     assert medkb(db, "import", content_copy).returncode == 0
     exported = medkb(db, "export", "--out", content_copy)
     assert exported.returncode == 0, exported.stderr
-    assert exported.stdout.strip() == f"15 published documents in {content_copy}: 0 written, 0 removed."
+    assert exported.stdout.strip() == f"{CONTENT_COUNT} published documents in {content_copy}: 0 written, 0 removed."
     assert tree_bytes(content_copy) == tree_bytes(CONTENT)
     fresh = tmp_path / "fresh"
     assert medkb(db, "export", "--out", fresh).returncode == 0
@@ -58,10 +59,11 @@ def test_export_removes_documents_no_longer_published(tmp_path, content_copy):
     db = tmp_path / "db"
     medkb(db, "import", content_copy)
     store = Store(db)
-    Documents(store).delete("article", "how-does-hemgenix-work", expected_revision=1, actor="ann")
+    Documents(store).delete("article", "how-does-hemgenix-work",
+                            expected_revision=store.head("article", "how-does-hemgenix-work").revision, actor="ann")
     (content_copy / "notes.json").write_text("{}")  # not the store's: left alone
     result = medkb(db, "export", "--out", content_copy)
-    assert result.stdout.strip() == f"14 published documents in {content_copy}: 0 written, 1 removed."
+    assert result.stdout.strip() == f"{CONTENT_COUNT - 1} published documents in {content_copy}: 0 written, 1 removed."
     assert not (content_copy / "articles" / "how-does-hemgenix-work.json").exists()
     assert (content_copy / "notes.json").exists()
 
@@ -86,7 +88,7 @@ def test_import_shows_progress_on_large_sets(tmp_path, documents):
     write_documents(tmp_path / "kb", documents + extra)
     result = medkb(tmp_path / "db", "import", tmp_path / "kb")
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stderr.splitlines()
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("lint: ")]
     assert lines[0].startswith("importing ") and lines[-1] == "importing 309/309"
     assert 5 <= len(lines) <= 12
 
@@ -96,7 +98,8 @@ def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content
     medkb(db, "import", content_copy)
     ok = medkb(db, "check")
     assert ok.returncode == 0
-    assert ok.stdout.strip() == f"{db}: 15 documents, 15 revisions, change sequence at 15: OK."
+    n = CONTENT_COUNT
+    assert ok.stdout.strip() == f"{db}: {n} documents, {n} revisions, change sequence at {n}: OK."
     victim = db / "documents" / "product" / "hemgenix" / "1.json"
     data = json.loads(victim.read_bytes())
     data["content"]["name"] = "Hemgenics"
@@ -175,12 +178,13 @@ def test_import_never_reverts_what_editors_did(tmp_path, content_copy):
         assert result.returncode == 1
         faq_file = content_copy / "faqs" / "hemgenix-how-does-it-work.json"
         article_file = content_copy / "articles" / "how-does-hemgenix-work.json"
-        assert sorted(result.stderr.splitlines()) == sorted([
+        refusals = [line for line in result.stderr.splitlines() if not line.startswith("lint: ")]
+        assert sorted(refusals) == sorted([
             f"{faq_file}: file is at revision 1, store is at revision 2 (published 2); export first, or pass "
             f"--force-revert to replace the store's version with the file",
             f"{article_file}: file is at revision 1, store is at revision 1 (not published); export first, or pass "
             f"--force-revert to replace the store's version with the file"])
-        assert result.stdout.strip() == f"15 documents: 0 changed, 13 unchanged, 2 refused; store at change {len(before[1])}."
+        assert result.stdout.strip() == f"{CONTENT_COUNT} documents: 0 changed, {CONTENT_COUNT - 2} unchanged, 2 refused; store at change {len(before[1])}."
         assert store_view(db) == before, "nothing an editor did was touched"
         time.sleep(0.3)  # past every worker's check interval: they would have replayed a change by now
         for path, body in public_before.items():
@@ -200,7 +204,7 @@ def test_import_never_reverts_what_editors_did(tmp_path, content_copy):
 
     forced = medkb(db, "import", "--force-revert", content_copy)
     assert forced.returncode == 0, forced.stderr
-    assert forced.stdout.strip() == f"15 documents: 2 changed, 13 unchanged; store at change {len(before[1]) + 2}."
+    assert forced.stdout.strip() == f"{CONTENT_COUNT} documents: 2 changed, {CONTENT_COUNT - 2} unchanged; store at change {len(before[1]) + 2}."
     store = Store(db)
     assert store.published(*FAQ.split("/")).content["answer"] == json.loads(faq_file.read_text())["answer"]
     assert store.published(*ARTICLE.split("/")).revision == 1
@@ -227,10 +231,10 @@ def test_export_edit_import_round_trip(tmp_path, content_copy):
     document["question"] = "How does Hemgenix work, step by step?"
     path.write_text(json.dumps(document))
     applied = medkb(db, "import", content_copy)
-    assert applied.stdout.strip() == "15 documents: 1 changed, 14 unchanged; store at change 17."
+    assert applied.stdout.strip() == f"{CONTENT_COUNT} documents: 1 changed, {CONTENT_COUNT - 1} unchanged; store at change {CONTENT_COUNT + 2}."
     published = Store(db).published(*FAQ.split("/"))
     assert published.revision == 3 and published.content["question"].endswith("step by step?")
-    assert medkb(db, "import", content_copy).stdout.strip() == "15 documents: 0 changed, 15 unchanged; store at change 17."
+    assert medkb(db, "import", content_copy).stdout.strip() == f"{CONTENT_COUNT} documents: 0 changed, {CONTENT_COUNT} unchanged; store at change {CONTENT_COUNT + 2}."
     path.write_bytes(stale)
     refused = medkb(db, "import", content_copy)
     assert refused.returncode == 1

@@ -5,7 +5,8 @@ import json
 import pytest
 from conftest import CONTENT
 
-from api.services.jsonld import _compact, article_jsonld
+import schemaorg_vocabulary as vocabulary
+from api.services.jsonld import _compact, article_jsonld, plain_text
 from api.knowledge.documents import load_set
 
 BASE = "https://api.example.org"
@@ -17,7 +18,7 @@ STEP_TITLES = [
     "Factor IX Production Begins",
 ]
 REVIEWER = {
-    "type": "person", "id": "dr-reviewer", "schema_version": 2, "revision": 1, "locale": "en-US",
+    "type": "person", "id": "dr-reviewer", "schema_version": 3, "revision": 1, "locale": "en-US",
     "updated_at": "2026-04-02T00:00:00Z", "name": "Ann Reviewer", "credentials": ["MD", "PhD"],
     "roles": ["medical_reviewer"], "affiliation": "A Hospital",
 }
@@ -71,39 +72,76 @@ def assert_clean(value):
 def test_top_level_shape(page, article):
     assert page["@context"] == "https://schema.org"
     assert page["@type"] == "MedicalWebPage"
-    assert page["@id"] == page["url"] == f"{BASE}/v1/articles/{ARTICLE}"
+    # The page's canonical web address, not the API's JSON endpoint.
+    assert page["@id"] == page["url"] == f"{BASE}/{article['slug']}"
+    assert "/v1/" not in json.dumps(page)
     assert page["headline"] == page["name"] == article["headline"]
     assert page["description"] == article["summary"]
     assert page["inLanguage"] == "en-US"
-    assert page["dateModified"] == "2026-04-02"
     assert page["isAccessibleForFree"] is True
     assert page["medicalAudience"] == {"@type": "MedicalAudience", "audienceType": "Patient"}
     assert page["publisher"] == {"@type": "Organization", "name": "Medfinder", "url": "https://medfinder.com"}
-    # The article has none of these, so none are made up.
+    # Not medically reviewed and no known publication date: none is claimed.
     for key in ("datePublished", "lastReviewed", "reviewedBy"):
         assert key not in page
 
 
-def test_about_is_the_drug(page, shipped):
+def test_date_modified_is_the_latest_of_the_page_and_its_parts(page, shipped):
+    parts = ["article/how-does-hemgenix-work", "product/hemgenix", "mechanism/hemgenix-mechanism"]
+    assert page["dateModified"] == max(shipped[key]["updated_at"][:10] for key in parts)
+
+
+def test_republishing_with_a_new_faq_moves_date_modified(shipped, article, page):
+    faq = dict(shipped["faq/hemgenix-how-does-it-work"], id="hemgenix-new", updated_at="2027-01-05T09:00:00Z")
+    article.update(faqs=article["faqs"] + ["hemgenix-new"], updated_at="2027-01-05T09:00:00Z")
+    later = article_jsonld(article, lookup_in({**shipped, "faq/hemgenix-new": faq}), BASE)
+    assert later["dateModified"] == "2027-01-05" > page["dateModified"]
+
+
+def test_about_is_the_drug_and_the_condition(page, shipped):
     product = shipped["product/hemgenix"]
-    drug = page["about"]
+    drug, condition = page["about"]
     assert drug["@type"] == "Drug"
-    assert drug["@id"] == f"{BASE}/v1/products/hemgenix"
+    assert drug["@id"] == f"{BASE}/how-does-hemgenix-work#hemgenix"
     assert drug["name"] == "Hemgenix"
-    assert drug["nonProprietaryName"] == "etranacogene dezaparvovec-drlb"
+    assert drug["nonProprietaryName"] == drug["activeIngredient"] == "etranacogene dezaparvovec-drlb"
+    assert drug["prescriptionStatus"] == "https://schema.org/PrescriptionOnly"
     assert drug["administrationRoute"] == "intravenous"
     assert drug["dosageForm"] == product["dosage_form"]
     assert drug["description"] == product["summary"]
-    assert drug["mechanismOfAction"] == product["how_it_works"]["text"]
+    # The full ATC code is the drug's code; its class is the ATC group. Unverified codes stay out.
+    assert drug["code"] == [{"@type": "MedicalCode", "codeValue": "B02BD16", "codingSystem": "ATC"},
+                            {"@type": "MedicalCode", "codeValue": "0053-0300-30", "codingSystem": "NDC"}]
     assert drug["drugClass"] == [
-        {"@type": "DrugClass", "name": "B02BD16",
-         "code": {"@type": "MedicalCode", "codeValue": "B02BD16", "codingSystem": "ATC"}},
+        {"@type": "DrugClass", "name": "B02BD", "code": {"@type": "MedicalCode", "codeValue": "B02BD", "codingSystem": "ATC"}},
         {"@type": "DrugClass", "name": "Gene therapy using an AAV5 vector to deliver the F9 gene"},
     ]
-    # CSL Behring markets it; uniQure only developed it.
     assert drug["manufacturer"] == [{"@type": "Organization", "name": "CSL Behring"}]
-    for key in ("legalStatus", "relevantSpecialty"):
-        assert key not in drug
+    assert condition["@type"] == "MedicalCondition"
+    assert condition["name"] == "Hemophilia B"
+    assert condition["code"] == [{"@type": "MedicalCode", "codeValue": "306900", "codingSystem": "OMIM"}]
+    assert condition["drug"] == {"@id": drug["@id"]}
+
+
+def test_text_is_plain_not_markdown(page, shipped):
+    answer = page["mainEntity"]["mainEntity"][2]["acceptedAnswer"]["text"]
+    assert "**" not in answer and "1. Immune-mediated hepatotoxicity:" in answer
+    for _, value in walk(page):
+        if isinstance(value, str):
+            assert "**" not in value and "](" not in value, value
+
+
+@pytest.mark.parametrize("markdown, text", [
+    ("**Bold** and *italic* and _under_", "Bold and italic and under"),
+    ("See [the label](https://example.org) now", "See the label now"),
+    ("# Title\n\n- one\n- two", "Title\n\none\ntwo"),
+    ("1. **First**: a\n2. Second", "1. First: a\n2. Second"),
+    ("Use `code` > here", "Use code > here"),
+    ("2×10^13 genome copies per kg", "2×10^13 genome copies per kg"),
+    ("snake_case_word and 2*3*4", "snake_case_word and 2*3*4"),
+])
+def test_plain_text_reduces_markdown(markdown, text):
+    assert plain_text(markdown) == text
 
 
 def test_faq_page_in_article_order(page, shipped, article):
@@ -114,29 +152,30 @@ def test_faq_page_in_article_order(page, shipped, article):
     for position, (question, faq_id) in enumerate(zip(questions, article["faqs"]), start=1):
         faq = shipped[f"faq/{faq_id}"]
         assert question == {"@type": "Question", "name": faq["question"], "position": position,
-                            "acceptedAnswer": {"@type": "Answer", "text": faq["answer"]}}
+                            "acceptedAnswer": {"@type": "Answer", "text": plain_text(faq["answer"])}}
 
 
-def test_mechanism_is_an_ordered_item_list(page, shipped):
+def test_mechanism_is_a_page_part_holding_an_ordered_item_list(page, shipped):
     mechanism = shipped["mechanism/hemgenix-mechanism"]
-    [item_list] = page["hasPart"]
+    [part] = page["hasPart"]
+    assert part["@type"] == "WebPageElement"  # a CreativeWork, as hasPart requires
+    assert part["name"] == "How Hemgenix Works"
+    assert part["description"] == mechanism["summary"]
+    item_list = part["mainEntity"]
     assert item_list["@type"] == "ItemList"
-    assert item_list["name"] == "How Hemgenix Works"
-    assert item_list["description"] == mechanism["summary"]
     assert item_list["itemListOrder"] == "https://schema.org/ItemListOrderAscending"
     assert item_list["numberOfItems"] == 4
     items = item_list["itemListElement"]
-    assert [item["@type"] for item in items] == ["ListItem"] * 4
     assert [item["position"] for item in items] == [1, 2, 3, 4]
     assert [item["name"] for item in items] == STEP_TITLES
-    assert [item["description"] for item in items] == [step["body"] for step in mechanism["steps"]]
+    assert [item["description"] for item in items] == [plain_text(step["body"]) for step in mechanism["steps"]]
 
 
 def test_steps_are_ordered_by_position(shipped, article):
     mechanism = copy.deepcopy(shipped["mechanism/hemgenix-mechanism"])
     mechanism["steps"].reverse()
     documents = {**shipped, "mechanism/hemgenix-mechanism": mechanism}
-    items = article_jsonld(article, lookup_in(documents), BASE)["hasPart"][0]["itemListElement"]
+    items = article_jsonld(article, lookup_in(documents), BASE)["hasPart"][0]["mainEntity"]["itemListElement"]
     assert [item["name"] for item in items] == STEP_TITLES
 
 
@@ -145,16 +184,15 @@ def test_author_is_a_person(page):
                               "affiliation": {"@type": "Organization", "name": "Medfinder"}}
 
 
-def test_citations_are_creative_works(page):
-    assert page["citation"] == [
-        {"@type": "CreativeWork",
-         "name": "How Does Hemgenix Work? Mechanism of Action Explained in Plain English",
-         "publisher": {"@type": "Organization", "name": "Medfinder"},
-         "author": [{"@type": "Person", "name": "Peter Daggett"}],
-         "dateModified": "2026-04-02"},
-        # The compilation records no address, publisher or dates, so none appear.
-        {"@type": "CreativeWork", "name": "medkb drug facts: Hemgenix and related products"},
-    ]
+def test_citations_are_the_external_primary_sources_only(page, shipped):
+    cited = {work["url"]: work for work in page["citation"]}
+    assert [work["name"] for work in page["citation"]] == [
+        shipped[f"source/{id_}"]["title"] for id_ in
+        ("hemgenix-us-pi", "hemgenix-eu-smpc", "hemgenix-eu-package-leaflet", "hope-b-nejm-2023")]
+    # Not the internal compilation, and not the article the page itself reproduces.
+    assert all(work["@type"] == "CreativeWork" and work["url"].startswith("https://") for work in cited.values())
+    names = json.dumps(page["citation"])
+    assert "medkb drug facts" not in names and "Mechanism of Action Explained" not in names
 
 
 def test_output_is_json_and_has_no_empty_values(page):
@@ -163,8 +201,8 @@ def test_output_is_json_and_has_no_empty_values(page):
 
 def test_base_url_is_used(shipped, article):
     page = article_jsonld(article, lookup_in(shipped), "http://localhost:5000")
-    assert page["@id"] == page["url"] == f"http://localhost:5000/v1/articles/{ARTICLE}"
-    assert page["about"]["@id"] == "http://localhost:5000/v1/products/hemgenix"
+    assert page["@id"] == page["url"] == f"http://localhost:5000/{article['slug']}"
+    assert page["about"][0]["@id"] == f"http://localhost:5000/{article['slug']}#hemgenix"
 
 
 def test_inputs_are_not_changed(shipped, article):
@@ -174,13 +212,55 @@ def test_inputs_are_not_changed(shipped, article):
     assert article == before[f"article/{ARTICLE}"]
 
 
+# --- against the schema.org vocabulary ----------------------------------------
+
+
+def reviewed(shipped, article):
+    article.update(medical_reviewer="dr-reviewer", last_reviewed="2026-04-01", review_status="medically_reviewed",
+                   date_published="2026-03-01")
+    return article_jsonld(article, lookup_in({**shipped, "person/dr-reviewer": REVIEWER}), BASE)
+
+
+def test_every_property_exists_on_its_type_and_every_value_fits_its_range(shipped, article, page):
+    assert vocabulary.problems(page) == []
+    assert vocabulary.problems(reviewed(shipped, article)) == []
+
+
+@pytest.mark.parametrize("node, words", [
+    ({"@type": "MedicalWebPage", "hasPart": [{"@type": "ItemList", "name": "x"}]}, "hasPart"),
+    ({"@type": "DrugClass", "name": "B02BD16", "activeIngredient": "x"}, "not a property of DrugClass"),
+    ({"@type": "Drug", "madeUp": 1}, "not a schema.org property"),
+    ({"@type": "Drug", "prescriptionStatus": {"@type": "Person", "name": "x"}}, "prescriptionStatus"),
+    ({"@type": "MedicalWebPage", "lastReviewed": "last spring"}, "lastReviewed"),
+])
+def test_the_vocabulary_check_catches_what_it_is_for(node, words):
+    assert any(words in problem for problem in vocabulary.problems(node)), vocabulary.problems(node)
+
+
+def test_pyld_expands_every_term_with_the_packaged_context(page):
+    from pyld import jsonld
+
+    expanded = jsonld.expand(page, {"documentLoader": vocabulary.document_loader})
+    used = {key for path, value in walk(page) if isinstance(value, dict) for key in value if not key.startswith("@")}
+    found = {key.rsplit("/", 1)[1] for path, value in walk(expanded) if isinstance(value, dict)
+             for key in value if key.startswith("http://schema.org/")}
+    # pyld silently drops terms its context does not define; every one must survive.
+    assert used - found == set()
+    [node] = expanded
+    assert node["@type"] == ["http://schema.org/MedicalWebPage"]
+    assert node["@id"] == f"{BASE}/{ARTICLE}"
+
+
+def test_the_loader_never_fetches_anything_else():
+    with pytest.raises(ValueError, match="never reach the network"):
+        vocabulary.document_loader("https://example.org/context.jsonld")
+
+
 # --- medical review ---------------------------------------------------------
 
 
-def test_reviewer_and_review_date(shipped, article):
-    article.update(medical_reviewer="dr-reviewer", last_reviewed="2026-04-01", date_published="2026-03-01")
-    documents = {**shipped, "person/dr-reviewer": REVIEWER}
-    page = article_jsonld(article, lookup_in(documents), BASE)
+def test_reviewer_and_review_date_when_really_reviewed(shipped, article):
+    page = reviewed(shipped, article)
     assert page["reviewedBy"] == {
         "@type": "Person", "name": "Ann Reviewer", "honorificSuffix": "MD, PhD",
         "hasCredential": [{"@type": "EducationalOccupationalCredential", "name": "MD"},
@@ -192,11 +272,19 @@ def test_reviewer_and_review_date(shipped, article):
     assert_clean(page)
 
 
-def test_unresolvable_reviewer_is_left_out(shipped, article):
-    article.update(medical_reviewer="nobody", last_reviewed="2026-04-01")
-    page = article_jsonld(article, lookup_in(shipped), BASE)
-    assert "reviewedBy" not in page
-    assert page["lastReviewed"] == "2026-04-01"
+@pytest.mark.parametrize("change", [
+    {"medical_reviewer": "nobody"},
+    {"medical_reviewer": "peter-daggett"},  # the author
+    {"review_status": "not_medically_reviewed"},
+    {"reviewer": {"roles": ["author"]}},
+    {"reviewer": {"credentials": ["PhD"]}},
+])
+def test_no_review_is_claimed_unless_it_is_real(shipped, article, change):
+    article.update(medical_reviewer="dr-reviewer", last_reviewed="2026-04-01", review_status="medically_reviewed")
+    article.update({key: value for key, value in change.items() if key != "reviewer"})
+    person = {**REVIEWER, **change.get("reviewer", {})}
+    page = article_jsonld(article, lookup_in({**shipped, "person/dr-reviewer": person}), BASE)
+    assert "reviewedBy" not in page and "lastReviewed" not in page
 
 
 # --- missing references -------------------------------------------------------
@@ -205,7 +293,8 @@ def test_unresolvable_reviewer_is_left_out(shipped, article):
 def test_missing_mechanism_drops_only_has_part(shipped, article, page):
     partial = article_jsonld(article, lookup_in(shipped, {"mechanism/hemgenix-mechanism"}), BASE)
     assert "hasPart" not in partial
-    assert partial == {key: value for key, value in page.items() if key != "hasPart"}
+    assert {key: value for key, value in partial.items() if key != "dateModified"} == {
+        key: value for key, value in page.items() if key not in ("hasPart", "dateModified")}
 
 
 def test_missing_faq_is_skipped(shipped, article):
@@ -224,19 +313,18 @@ def test_no_faqs_means_no_faq_page(shipped, article):
     assert "mainEntity" not in article_jsonld(article, lookup_in(shipped), BASE)
 
 
-def test_missing_product_drops_only_about(shipped, article, page):
+def test_missing_product_drops_drug_and_condition(shipped, article, page):
     partial = article_jsonld(article, lookup_in(shipped, {"product/hemgenix"}), BASE)
-    assert partial == {key: value for key, value in page.items() if key != "about"}
+    assert "about" not in partial
 
 
-@pytest.mark.parametrize("missing", ["person/peter-daggett", "source/medkb-drug-facts"])
+@pytest.mark.parametrize("missing", ["person/peter-daggett", "source/hemgenix-us-pi"])
 def test_missing_author_or_source_is_left_out(shipped, article, missing):
     page = article_jsonld(article, lookup_in(shipped, {missing}), BASE)
     if missing.startswith("person/"):
         assert "author" not in page
     else:
-        assert [work["name"] for work in page["citation"]] == [
-            "How Does Hemgenix Work? Mechanism of Action Explained in Plain English"]
+        assert "hemgenix-us-pi" not in json.dumps(page) and len(page["citation"]) == 3
     assert_clean(page)
 
 
@@ -258,26 +346,37 @@ def product(**fields):
 
 
 def about(drug):
-    article = {"id": "a", "headline": "H", "summary": "S", "about": "drug", "author": "w",
+    article = {"id": "a", "slug": "a", "headline": "H", "summary": "S", "about": "drug", "author": "w",
                "publisher": {"name": "Pub"}, "date_modified": "2026-04-02", "sources": []}
     page = article_jsonld(article, lambda t, i: drug if (t, i) == ("product", "drug") else None, BASE)
     assert_clean(page)
+    assert vocabulary.problems(page) == []
     assert page["publisher"] == {"@type": "Organization", "name": "Pub"}
-    return page["about"]
+    return page["about"][0]
 
 
 def test_minimal_product_has_no_invented_fields():
     assert about(product()) == {
-        "@type": "Drug", "@id": f"{BASE}/v1/products/drug", "name": "Drug", "nonProprietaryName": "drugamab",
-        "description": "A drug.", "administrationRoute": "subcutaneous",
+        "@type": "Drug", "@id": f"{BASE}/a#drug", "name": "Drug", "nonProprietaryName": "drugamab",
+        "activeIngredient": "drugamab", "description": "A drug.", "administrationRoute": "subcutaneous",
         "drugClass": [{"@type": "DrugClass", "name": "factor IX"}], "mechanismOfAction": "It works.",
     }
 
 
-def test_named_atc_class_keeps_its_name_and_code():
-    drug = about(product(classes=[{"system": "atc", "code": "B02BX06", "name": "emicizumab-like"}]))
-    assert drug["drugClass"] == [{"@type": "DrugClass", "name": "emicizumab-like",
-                                  "code": {"@type": "MedicalCode", "codeValue": "B02BX06", "codingSystem": "ATC"}}]
+def test_named_atc_group_keeps_its_name_and_code():
+    drug = about(product(classes=[{"system": "atc", "code": "B02BX", "name": "other systemic hemostatics"}]))
+    assert drug["drugClass"] == [{"@type": "DrugClass", "name": "other systemic hemostatics",
+                                  "code": {"@type": "MedicalCode", "codeValue": "B02BX", "codingSystem": "ATC"}}]
+
+
+def test_only_verified_codes_are_emitted():
+    verified = {"status": "verified", "source": "s", "date": "2026-04-01"}
+    drug = about(product(identifiers=[
+        {"system": "ndc", "value": "0053-0300-30", "verification": verified},
+        {"system": "rxcui", "value": "2626772", "verification": {"status": "unverified"}},
+        {"system": "application_number", "value": "BLA125444", "verification": verified},
+    ]))
+    assert drug["code"] == [{"@type": "MedicalCode", "codeValue": "0053-0300-30", "codingSystem": "NDC"}]
 
 
 def test_manufacturers_by_role_once_each():
@@ -295,7 +394,7 @@ def test_source_with_every_field():
     source = {"type": "source", "id": "s", "title": "Label", "kind": "label", "url": "https://example.org/label",
               "publisher": "FDA", "authors": ["A One", "B Two"], "date_published": "2022-11-22",
               "date_modified": "2024-01-01", "date_accessed": "2026-04-01"}
-    article = {"id": "a", "headline": "H", "summary": "S", "publisher": {"name": "Pub"},
+    article = {"id": "a", "slug": "a", "headline": "H", "summary": "S", "publisher": {"name": "Pub"},
                "date_modified": "2026-04-02", "sources": ["s", "gone"]}
     page = article_jsonld(article, lambda t, i: source if (t, i) == ("source", "s") else None, BASE)
     assert page["citation"] == [{
@@ -304,6 +403,15 @@ def test_source_with_every_field():
         "author": [{"@type": "Person", "name": "A One"}, {"@type": "Person", "name": "B Two"}],
         "datePublished": "2022-11-22", "dateModified": "2024-01-01",
     }]
+    assert vocabulary.problems(page) == []
+
+
+@pytest.mark.parametrize("kind", ["compilation", "secondary"])
+def test_internal_and_secondary_sources_are_not_citations(kind):
+    source = {"type": "source", "id": "s", "title": "Notes", "kind": kind, "url": "https://example.org/notes"}
+    article = {"id": "a", "slug": "a", "headline": "H", "summary": "S", "publisher": {"name": "Pub"},
+               "date_modified": "2026-04-02", "sources": ["s"]}
+    assert "citation" not in article_jsonld(article, lambda t, i: source if t == "source" else None, BASE)
 
 
 def test_compact_drops_empty_values_but_keeps_false_and_zero():

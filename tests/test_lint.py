@@ -22,9 +22,14 @@ SIMPLE = ("The drug helps your blood clot. You get it by a drip in your arm. It 
 def clean_documents():
     """minimal_documents() with a medical reviewer and a recent review: nothing for lint to find."""
     documents = {f"{d['type']}/{d['id']}": d for d in copy.deepcopy(minimal_documents())}
-    documents["person/doc"] = {**envelope("person", "doc"), "name": "A Doctor", "roles": ["medical_reviewer"]}
+    documents["person/doc"] = {**envelope("person", "doc"), "name": "A Doctor", "roles": ["medical_reviewer"],
+                               "credentials": ["MD"]}
     documents["article/about-drug"].update(medical_reviewer="doc", last_reviewed="2026-03-01",
-                                           next_review_due="2027-03-01")
+                                           next_review_due="2027-03-01", review_status="medically_reviewed")
+    documents["source/notes"] = {**envelope("source", "notes"), "title": "Notes", "kind": "compilation",
+                                 "verification": "unverified", "locators": ["row 1"]}
+    documents["source/label"] = {**envelope("source", "label"), "title": "A label", "kind": "label",
+                                 "url": "https://example.org/label", "verification": "verified", "locators": ["§1"]}
     return documents
 
 
@@ -41,8 +46,10 @@ def set_field(path, value):
     return change
 
 
-def drop(name):
-    return lambda document: document.pop(name)
+def not_reviewed(article):
+    for name in ("medical_reviewer", "last_reviewed", "next_review_due"):
+        article.pop(name)
+    article["review_status"] = "not_medically_reviewed"
 
 
 # (case, document, change, rule, field, severity)
@@ -63,10 +70,29 @@ CASES = [
      "citation.missing", "package_variants.0.description", "error"),
     ("article without sources", "article/about-drug", set_field(["sources"], []), "citation.missing", "sources",
      "error"),
-    ("no medical reviewer", "article/about-drug", drop("medical_reviewer"), "review.no_medical_reviewer",
+    ("no medical reviewer", "article/about-drug", lambda d: not_reviewed(d), "review.no_medical_reviewer",
      "medical_reviewer", "error"),
-    ("never reviewed", "article/about-drug", lambda d: (d.pop("last_reviewed"), d.pop("next_review_due")),
-     "review.overdue", "last_reviewed", "error"),
+    ("never reviewed", "article/about-drug", lambda d: not_reviewed(d), "review.overdue", "last_reviewed", "error"),
+    ("author as medical reviewer", "article/about-drug", set_field(["medical_reviewer"], "writer"),
+     "review.invalid_reviewer", "medical_reviewer", "error"),
+    ("review dated after today", "article/about-drug", set_field(["last_reviewed"], "2026-05-01"),
+     "review.future_date", "last_reviewed", "error"),
+    ("locator the source does not declare", "faq/drug-q1",
+     set_field(["citations"], [{"source": "src", "locator": "p. 99"}]), "citation.locator", "citations.0.locator",
+     "error"),
+    ("secondary fact without verification", "product/drug",
+     set_field(["dosing"], [{"text": "Once.", "citations": [{"source": "notes", "locator": "row 1"}]}]),
+     "verification.missing", "dosing.0.verification", "error"),
+    ("open discrepancy with a label", "product/drug", lambda d: d.update(
+        label_facts={"monitoring": [{"key": "eu-liver", "regions": ["EU"], "text": "Yearly.", "test": "ALT",
+                                     "citations": [{"source": "label", "locator": "§1"}],
+                                     "verification": {"status": "verified", "source": "label", "date": "2026-04-01"},
+                                     "schedule": [{"every": 1, "unit": "year", "from_month": 0, "until_month": 60,
+                                                   "until_at_least": True}]}]},
+        discrepancies=[{"key": "liver", "topic": "Liver tests", "status": "open", "description": "They differ.",
+                        "article_statements": [{"document": "faq/drug-q1", "field": "answer"}],
+                        "label_facts": ["eu-liver"]}]),
+     "discrepancy.open", "discrepancies.0", "warning"),
     ("reviewed over a year ago", "article/about-drug",
      set_field(["last_reviewed"], "2025-04-01"), "review.overdue", "last_reviewed", "error"),
     ("review due date passed", "article/about-drug", set_field(["next_review_due"], "2026-04-01"),
@@ -220,9 +246,10 @@ def test_lint_survives_documents_missing_optional_fields():
         "product/drug": {**envelope("product", "drug"), "name": "Drug", "non_proprietary_name": "drugamab",
                          "product_type": "gene_therapy", "summary": "A drug.",
                          "how_it_works": {"text": "It works.", "citations": [{"source": "src"}]},
-                         "classes": [{"system": "atc", "code": "B02BD16"}], "route": "intravenous",
-                         "conditions": ["cond"]},
+                         "classes": [{"system": "atc", "code": "B02BD"}], "route": "intravenous",
+                         "conditions": ["cond"], "review_status": "not_medically_reviewed"},
         "article/a": {**envelope("article", "a"), "headline": "H", "summary": "S.", "about": "drug",
+                      "slug": "a", "review_status": "not_medically_reviewed",
                       "author": "writer", "publisher": {"name": "Pub"}, "date_modified": "2026-04-02",
                       "sources": ["src"]},
         "mechanism/m": {**envelope("mechanism", "m"), "product": "drug", "title": "T", "summary": "S.",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import CONTENT, ROOT, create_key
+from conftest import CONTENT, CONTENT_COUNT, ROOT, create_key
 
 NEW_FAQ = json.loads((CONTENT / "faqs" / "hemgenix-how-does-it-work.json").read_text())
 NEW_FAQ.update(id="hemgenix-who-can-get-it", position=5, question="Who can get Hemgenix?")
@@ -84,7 +84,7 @@ def test_generated_client_reads_searches_syncs_and_runs_the_editorial_story(gene
         cursor = page.next_cursor
         if not page.has_more:
             break
-    assert len(synced) == 15 and set(synced.values()) == {"upsert"}
+    assert len(synced) == CONTENT_COUNT and set(synced.values()) == {"upsert"}
 
     def editor(role):
         return client_module.AuthenticatedClient(base_url=base, token=people[role], raise_on_unexpected_status=True)

@@ -13,7 +13,7 @@ import pytest
 
 from api.services.documents import Documents
 from api.store.store import Store
-from conftest import ROOT
+from conftest import CONTENT_COUNT, ROOT
 
 
 def free_port():
@@ -61,7 +61,7 @@ def test_serve_answers_with_several_workers(server):
     status, headers, body = get(f"{server}/v1/nothing")
     assert status == 404 and headers["Content-Type"] == "application/problem+json"
     changes = {json.loads(get(f"{server}/readyz")[2])["change"] for _ in range(6)}
-    assert changes == {15}, "every worker has loaded the same store"
+    assert changes == {CONTENT_COUNT}, "every worker has loaded the same store"
 
 
 def test_a_publish_reaches_every_worker_within_a_second(server, content_db):

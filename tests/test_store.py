@@ -76,7 +76,7 @@ def test_older_format_is_migrated_on_write(store):
     content.update(schema_version=1, citations=["src"])
     Documents(store).write(content, expected_revision=1, actor="ann")
     head = store.head("faq", "drug-q1").content
-    assert head["schema_version"] == 2 and head["citations"] == [{"source": "src"}]
+    assert head["schema_version"] == 3 and head["citations"] == [{"source": "src"}]
 
 
 def test_delete_adds_a_tombstone_and_keeps_history(store):

@@ -8,7 +8,7 @@ import pytest
 
 from api.knowledge.documents import load_set
 from api.knowledge.migrations import migrate
-from conftest import ROOT, write_documents
+from conftest import CITE, ROOT, write_documents
 
 
 def doc(documents, key):
@@ -63,7 +63,34 @@ BAD_DOCUMENTS = [
     ("dangling related product", "product/drug", lambda d: set_path(d, ["related", 0, "product"], "ghost"), "related.0.product", "product/ghost, which does not exist"),
     ("dangling citation source", "mechanism/drug-mechanism", lambda d: set_path(d, ["steps", 1, "citations", 0, "source"], "nowhere"), "steps.1.citations.0.source", "source/nowhere, which does not exist"),
     ("dangling article author", "article/about-drug", lambda d: set_path(d, ["author"], "nobody"), "author", "person/nobody, which does not exist"),
-    ("article reviewer is not a person", "article/about-drug", lambda d: set_path(d, ["medical_reviewer"], "src"), "medical_reviewer", "person/src, which does not exist"),
+    ("article reviewer is not a person", "article/about-drug", lambda d: d.update(medical_reviewer="src", last_reviewed="2026-04-01", review_status="medically_reviewed"), "medical_reviewer", "person/src, which does not exist"),
+    ("author reviews their own article", "article/about-drug", lambda d: d.update(medical_reviewer="writer", last_reviewed="2026-04-01", review_status="medically_reviewed"), "medical_reviewer", "author cannot be the medical reviewer"),
+    ("review dated in the future", "article/about-drug", lambda d: d.update(medical_reviewer="writer", last_reviewed="2099-01-01", review_status="medically_reviewed"), "last_reviewed", "Cannot be in the future"),
+    ("reviewed without a reviewer", "article/about-drug", lambda d: d.update(review_status="medically_reviewed"), "review_status", "needs medical_reviewer and last_reviewed"),
+    ("not reviewed yet names a review date", "article/about-drug", lambda d: d.update(last_reviewed="2026-04-01"), "review_status", "names a reviewer or review date"),
+    ("no review status", "article/about-drug", lambda d: delete_path(d, ["review_status"]), "review_status", "Missing data"),
+    ("full ATC code as a class", "product/drug", lambda d: set_path(d, ["classes", 0, "code"], "B02BD16"), "classes.0.code", "goes in identifiers"),
+    ("ATC code malformed", "product/drug", lambda d: set_path(d, ["identifiers", 0, "value"], "B2BD16"), "identifiers.0.value", "Not a well-formed WHO ATC code"),
+    ("NDC with the wrong segments", "product/drug", lambda d: d["identifiers"].append(dict(d["identifiers"][0], system="ndc", value="0053-03000-3")), "identifiers.1.value", "Not a well-formed US National Drug Code"),
+    ("application number malformed", "product/drug", lambda d: d["identifiers"].append(dict(d["identifiers"][0], system="application_number", value="BLA 125772")), "identifiers.1.value", "Not a well-formed FDA application number"),
+    ("condition code for a product", "product/drug", lambda d: set_path(d, ["identifiers", 0, "system"], "omim"), "identifiers.0.system", "Must be one of"),
+    ("SNOMED CT check digit wrong", "condition/cond", lambda d: d.update(identifiers=[{"system": "snomedct", "value": "41788009", "citations": CITE, "verification": {"status": "unverified"}}]), "identifiers.0.value", "Not a well-formed SNOMED CT"),
+    ("ICD-10-CM in lower case", "condition/cond", lambda d: d.update(identifiers=[{"system": "icd10cm", "value": "d67", "citations": CITE, "verification": {"status": "unverified"}}]), "identifiers.0.value", "Not a well-formed ICD-10-CM"),
+    ("Orphanet without prefix", "condition/cond", lambda d: d.update(identifiers=[{"system": "orphanet", "value": "98879", "citations": CITE, "verification": {"status": "unverified"}}]), "identifiers.0.value", "Not a well-formed Orphanet"),
+    ("HGNC id without prefix", "condition/cond", lambda d: d.update(gene_identifiers=[{"system": "hgnc", "value": "3551", "citations": CITE, "verification": {"status": "unverified"}}]), "gene_identifiers.0.value", "Not a well-formed HGNC"),
+    ("code without citation", "product/drug", lambda d: delete_path(d, ["identifiers", 0, "citations"]), "identifiers.0.citations", "Missing data"),
+    ("code without verification", "product/drug", lambda d: delete_path(d, ["identifiers", 0, "verification"]), "identifiers.0.verification", "Missing data"),
+    ("verified without saying against what", "product/drug", lambda d: delete_path(d, ["identifiers", 0, "verification", "source"]), "identifiers.0.verification.source", "Required when status is 'verified'"),
+    ("verification against a missing source", "product/drug", lambda d: set_path(d, ["identifiers", 0, "verification", "source"], "ghost"), "identifiers.0.verification.source", "source/ghost, which does not exist"),
+    ("verification as a bare word", "product/drug", lambda d: set_path(d, ["identifiers", 0, "verification"], "verified"), "identifiers.0.verification._schema", "Invalid input type"),
+    ("locator its source does not declare", "faq/drug-q1", lambda d: set_path(d, ["citations", 0, "locator"], "p. 2"), "citations.0.locator", "not a locator source/src declares"),
+    ("summary citation locator undeclared", "product/drug", lambda d: d.update(summary_citations=[{"source": "src", "locator": "chapter 9"}]), "summary_citations.0.locator", "not a locator source/src declares"),
+    ("label fact citing a non-label source", "product/drug", lambda d: d.update(label_facts={"required_actions": [{"key": "no-donation", "regions": ["EU"], "action": "no_donation", "text": "Do not donate blood.", "citations": CITE, "verification": {"status": "unverified"}}]}), "label_facts.required_actions.0.citations.0.source", "must cite a label"),
+    ("discrepancy naming an unknown label fact", "product/drug", lambda d: d.update(discrepancies=[{"key": "x", "topic": "Liver tests", "status": "open", "description": "Differs.", "article_statements": [{"document": "faq/drug-q1", "field": "answer"}], "label_facts": ["nope"]}]), "discrepancies.0.label_facts", "Not a label fact of this product"),
+    ("discrepancy pointing at no text", "product/drug", lambda d: d.update(label_facts={"required_actions": [{"key": "no-donation", "regions": ["EU"], "action": "no_donation", "text": "Do not donate blood.", "citations": CITE, "verification": {"status": "unverified"}}]}, discrepancies=[{"key": "x", "topic": "Donation", "status": "open", "description": "Differs.", "article_statements": [{"document": "faq/drug-q1", "field": "question.0"}], "label_facts": ["no-donation"]}]), "discrepancies.0.article_statements.0", "has no text at question.0"),
+    ("resolved discrepancy without resolution", "product/drug", lambda d: d.update(label_facts={"required_actions": [{"key": "no-donation", "regions": ["EU"], "action": "no_donation", "text": "Do not donate blood.", "citations": CITE, "verification": {"status": "unverified"}}]}, discrepancies=[{"key": "x", "topic": "Donation", "status": "resolved", "description": "Differs.", "article_statements": [{"document": "faq/drug-q1"}], "label_facts": ["no-donation"]}]), "discrepancies.0.resolution", "records the reviewer's resolution"),
+    ("dose range upside down", "product/drug", lambda d: d.update(label_facts={"doses": [{"key": "d", "regions": ["US"], "population": "Adults", "phase": "prophylaxis", "amount": 50, "amount_max": 35, "unit": "IU", "per_kg": True, "interval": "weekly", "text": "Weekly.", "citations": CITE, "verification": {"status": "unverified"}}]}), "label_facts.doses.0.amount_max", "Must not be below amount"),
+    ("monitoring that ends before it starts", "product/drug", lambda d: d.update(label_facts={"monitoring": [{"key": "m", "regions": ["EU"], "test": "ALT", "text": "Weekly.", "citations": CITE, "verification": {"status": "unverified"}, "schedule": [{"every": 1, "unit": "week", "from_month": 3, "until_month": 3, "until_at_least": False}]}]}), "label_facts.monitoring.0.schedule.0.until_month", "Must be after from_month"),
     ("article shows another product's mechanism", "mechanism/drug-mechanism", lambda d: set_path(d, ["product"], "other"), "mechanism", "mechanism/drug-mechanism is about product/other, but this article is about product/drug"),
     ("article lists the same faq twice", "article/about-drug", lambda d: d["faqs"].append("drug-q1"), "faqs", "listed once"),
     ("translation of a fixed field", "faq/drug-q1", lambda d: d.update(translations={"es": {"product": "other"}}), "translations.es.product", "Cannot differ"),
@@ -126,7 +153,8 @@ def test_a_broken_document_is_reported_once_not_as_dangling_everywhere(kb_folder
     document["kind"] = "rumour"
     path.write_text(json.dumps(document))
     problems = load_set([kb_folder]).problems
-    assert [str(p) for p in problems] == [f"{path}: kind: Must be one of: article, label, trial, regulator_page, compilation."]
+    assert [str(p) for p in problems] == [f"{path}: kind: Must be one of: article, label, trial, regulator_page, "
+                                          "registry, compilation, secondary."]
 
 
 # --- files that are not documents ------------------------------------------
@@ -208,9 +236,50 @@ def test_older_format_is_migrated_forward():
     old = json.loads(V1_FIXTURE.read_text())
     assert old["schema_version"] == 1 and old["citations"] == ["src"]
     new = migrate(old)
-    assert new["schema_version"] == 2
+    assert new["schema_version"] == 3
     assert new["citations"] == [{"source": "src"}]
     assert old["schema_version"] == 1, "migration must not change its input"
+
+
+V2_PRODUCT = {
+    "type": "product", "id": "drug", "schema_version": 2, "revision": 1, "locale": "en-US",
+    "updated_at": "2026-04-02T00:00:00Z", "name": "Drug", "non_proprietary_name": "drugamab",
+    "product_type": "gene_therapy", "summary": "A drug.", "route": "intravenous", "conditions": ["cond"],
+    "how_it_works": {"text": "It works.", "citations": [{"source": "src", "locator": "p. 1"}], "verification": "unverified"},
+    "classes": [{"system": "atc", "code": "B02BD16", "citations": [{"source": "src", "locator": "p. 1"}]}],
+    "approvals": [{"region": "EU", "date": "2023-02", "citations": [{"source": "src", "locator": "p. 1"}]}],
+}
+
+
+def test_version_2_product_moves_atc_to_identifiers_and_says_what_is_unverified():
+    new = migrate(V2_PRODUCT)
+    assert new["schema_version"] == 3
+    assert new["classes"] == [{"system": "atc", "code": "B02BD", "citations": [{"source": "src", "locator": "p. 1"}],
+                               "verification": {"status": "unverified", "note": new["identifiers"][0]["verification"]["note"]}}]
+    assert [(i["system"], i["value"], i["verification"]["status"]) for i in new["identifiers"]] == [("atc", "B02BD16", "unverified")]
+    assert new["how_it_works"]["verification"] == {"status": "unverified"}
+    assert new["approvals"][0]["verification"]["status"] == "unverified"
+    assert new["review_status"] == "not_medically_reviewed"
+    assert V2_PRODUCT["classes"][0]["code"] == "B02BD16", "migration must not change its input"
+
+
+def test_version_2_verified_word_is_not_turned_into_an_invented_source(kb_folder):
+    path = kb_folder / "products" / "drug.json"
+    document = json.loads(path.read_text())
+    document.update(schema_version=2, dosing=[dict(document["dosing"][0], verification="verified")])
+    document.pop("review_status")
+    path.write_text(json.dumps(document))
+    problems = [str(p) for p in load_set([kb_folder]).problems]
+    assert problems == [f"{path}: dosing.0.verification.date: Required when status is 'verified'.",
+                        f"{path}: dosing.0.verification.source: Required when status is 'verified'."]
+
+
+def test_version_2_article_gets_its_slug_and_an_honest_review_status():
+    article = {"type": "article", "id": "about-drug", "schema_version": 2, "medical_reviewer": "doc",
+               "last_reviewed": "2026-03-01"}
+    assert migrate(article)["slug"] == "about-drug"
+    assert migrate(article)["review_status"] == "medically_reviewed"
+    assert migrate({**article, "last_reviewed": None})["review_status"] == "not_medically_reviewed"
 
 
 def test_older_format_validates_in_a_set(kb_folder):
@@ -226,9 +295,9 @@ def test_cli_migrate_rewrites_older_files_in_place(kb_folder):
     untouched = (kb_folder / "faqs" / "drug-q2.json").read_bytes()
     result = medkb("migrate", kb_folder)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{target}: migrated to schema_version 2" in result.stdout
+    assert f"{target}: migrated to schema_version 3" in result.stdout
     rewritten = json.loads(target.read_text())
-    assert rewritten["schema_version"] == 2 and rewritten["citations"] == [{"source": "src"}]
+    assert rewritten["schema_version"] == 3 and rewritten["citations"] == [{"source": "src"}]
     assert (kb_folder / "faqs" / "drug-q2.json").read_bytes() == untouched
     assert medkb("validate", kb_folder).returncode == 0
 
@@ -236,13 +305,13 @@ def test_cli_migrate_rewrites_older_files_in_place(kb_folder):
 def test_newer_unknown_format_is_refused_and_not_rewritten(kb_folder):
     target = kb_folder / "faqs" / "drug-q1.json"
     document = json.loads(target.read_text())
-    document["schema_version"] = 3
+    document["schema_version"] = 4
     target.write_text(json.dumps(document))
     before = target.read_bytes()
     result = medkb("migrate", kb_folder)
     assert result.returncode == 1
-    assert result.stdout.strip() == (f"{target}: schema_version: schema_version 3 is newer than this medkb "
-                                     "understands (up to 2); upgrade medkb.")
+    assert result.stdout.strip() == (f"{target}: schema_version: schema_version 4 is newer than this medkb "
+                                     "understands (up to 3); upgrade medkb.")
     assert target.read_bytes() == before
 
 

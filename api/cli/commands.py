@@ -13,6 +13,7 @@ from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonic
                                      load_document, load_set, read_document_file)
 from api.knowledge.jsonschema import document_json_schemas
 from api.services.documents import Documents
+from api.services.lint import lint_set
 from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
 from api.services.workflow import Editorial
 from api.store.files import atomic_write
@@ -152,10 +153,18 @@ def import_(paths, if_empty, force_revert):
     if loaded.problems:
         fail(f"{len(loaded.problems)} problem(s); nothing imported.")
     message = f"import {' '.join(map(str, paths))}"
+    findings, with_errors = lint_set(loaded.documents)
+    if with_errors:
+        # Import publishes what the files say (they are the editors' reviewed copy), but the
+        # audit must show that it published content with open lint errors, and which.
+        message += "; published with open lint errors: " + "; ".join(
+            f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
     result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
                                       force=force_revert, progress=Progress("importing"))
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
+    for line in findings:
+        click.echo(line, err=True)
     total = len(loaded.documents)
     summary = f"{total} documents: {len(result.written)} changed, {len(result.unchanged)} unchanged"
     if result.refused:

@@ -12,6 +12,7 @@ import orjson
 
 from schemas import DOCUMENT_SCHEMAS, FOLDER_TYPES, REFERENCES, TYPE_FOLDERS
 
+from api.knowledge.integrity import integrity_errors
 from api.knowledge.migrations import UnknownFormat, migrate
 
 _SCHEMAS = {type_name: cls() for type_name, cls in DOCUMENT_SCHEMAS.items()}
@@ -233,7 +234,7 @@ def reference_errors(document, lookup):
             if target.get("product") != about:
                 errors.append((field, f"{target_type}/{target_id} is about product/{target.get('product')}, "
                                       f"but this article is about product/{about}."))
-    return errors
+    return errors + integrity_errors(document, lookup)
 
 
 def set_errors(documents):

@@ -9,6 +9,7 @@ import orjson
 
 from schemas import DEFAULT_LOCALE
 
+from api.knowledge.integrity import resolve_field
 from api.services.errors import CursorAhead, NotPublished
 
 
@@ -118,9 +119,11 @@ class Delivery:
             entries = [e for e in entries if e.document["product_type"] == product_type]
         if drug_class:
             wanted = drug_class.lower()
+            # ATC groups are classes; a full ATC code is an identifier, and matches by prefix too.
             entries = [e for e in entries if any(
                 (c.get("code") or "").lower().startswith(wanted) or (c.get("name") or "").lower() == wanted
-                for c in e.document["classes"])]
+                for c in e.document["classes"]) or any(
+                i["system"] == "atc" and i["value"].lower().startswith(wanted) for i in e.document.get("identifiers", []))]
         return entries
 
     def faqs(self, product=None):
@@ -148,6 +151,33 @@ class Delivery:
             if other is not None:
                 related.append((relation, other))
         return related
+
+    def label_facts_of(self, product_id):
+        """The product's label facts and its discrepancies, each discrepancy with the article's
+        statements (text and citations, from published documents only) beside the label facts it
+        is checked against."""
+        entry = self.get("product", product_id)
+        product = entry.document
+        facts = product.get("label_facts") or {}
+        by_key = {fact["key"]: fact for group in facts.values() for fact in group}
+        discrepancies = []
+        for discrepancy in product.get("discrepancies", []):
+            statements = []
+            for ref in discrepancy["article_statements"]:
+                type_name, id_ = ref["document"].split("/", 1)
+                found = self.model.get(type_name, id_)
+                if found is None:
+                    continue  # a draft's words never reach the public API
+                field = ref.get("field")
+                holder = resolve_field(found.document, field.rpartition(".")[0]) if field and "." in field \
+                    else found.document
+                statements.append({"document": ref["document"], **({"field": field} if field else {}),
+                                   **({"text": resolve_field(found.document, field)} if field else {}),
+                                   "citations": holder.get("citations", []) if isinstance(holder, dict) else []})
+            discrepancies.append({**discrepancy, "article_statements": statements,
+                                  "label_facts": [by_key[key] for key in discrepancy["label_facts"] if key in by_key]})
+        return {"product": product_id, "review_status": product["review_status"], "label_facts": facts,
+                "discrepancies": discrepancies}
 
     # --- rendering -----------------------------------------------------------
 

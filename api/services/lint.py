@@ -11,15 +11,21 @@ import datetime
 import re
 
 from api.knowledge.documents import reference_errors
+from api.knowledge.integrity import resolve_field
 
 RULES = {
+    "citation.locator": ("error", "A citation whose locator is not one its source declares."),
     "citation.missing": ("error", "A clinical claim in a text field that has no citations of its own."),
     "claim.comparative": ("error", "A comparison between products, like 'better than' or 'as effective as'."),
+    "discrepancy.open": ("warning", "The article and a label differ here; a medical reviewer has not resolved it."),
     "readability.grade": ("warning", "Patient-facing prose above Flesch-Kincaid grade 8."),
     "reference.unresolved": ("error", "A reference to a document that does not exist or does not fit."),
     "review.due": ("warning", "An article's next_review_due date has passed."),
+    "review.future_date": ("error", "A review dated in the future: a review is recorded once it has happened."),
+    "review.invalid_reviewer": ("error", "A medical reviewer who is the author, or not a clinician in the reviewer role."),
     "review.no_medical_reviewer": ("error", "An article names no medical reviewer."),
     "review.overdue": ("error", "An article never medically reviewed, or not reviewed in the last 12 months."),
+    "verification.missing": ("error", "A fact resting only on secondary sources that does not say whether it was verified."),
 }
 
 REVIEW_INTERVAL_DAYS = 365
@@ -74,8 +80,48 @@ def lint(document, lookup, today):
             report("readability.grade", field, f"Reads at grade {grade:.1f} (Flesch-Kincaid); aim for "
                                                f"{MAX_GRADE:g} or below with shorter sentences and plainer words.")
     for field, message in reference_errors(document, lookup):
-        report("reference.unresolved", field, message)
+        report(_reference_rule(field), field, message)
+    for field, message in open_discrepancies(document, lookup):
+        report("discrepancy.open", field, message)
     return sorted(findings, key=lambda f: (f["field"], f["rule"], f["message"]))
+
+
+def _reference_rule(field):
+    if field == "medical_reviewer":
+        return "review.invalid_reviewer"
+    if field.endswith(".locator"):
+        return "citation.locator"
+    if field.endswith("verification"):
+        return "verification.missing"
+    return "reference.unresolved"
+
+
+def open_discrepancies(document, lookup):
+    """(field, message) for each open discrepancy touching this document: on a product, each of
+    its own; on a mechanism, FAQ or article, each of its product's that points at its text."""
+    kind = document.get("type")
+    product = document if kind == "product" else lookup("product", document.get(
+        "about" if kind == "article" else "product")) if kind in ("mechanism", "faq", "article") else None
+    if not isinstance(product, dict):
+        return []
+    me = f"{kind}/{document.get('id')}"
+    found = []
+    for index, discrepancy in enumerate(_list(product.get("discrepancies"))):
+        if not isinstance(discrepancy, dict) or discrepancy.get("status") != "open":
+            continue
+        facts = ", ".join(_list(discrepancy.get("label_facts")))
+        if kind == "product":
+            found.append((f"discrepancies.{index}", f"Open for the medical reviewer: {discrepancy.get('topic')} "
+                                                    f"(label facts: {facts})."))
+            continue
+        for ref in _list(discrepancy.get("article_statements")):
+            if isinstance(ref, dict) and ref.get("document") == me:
+                field = ref.get("field") or ""
+                if field and resolve_field(document, field) is None:
+                    continue
+                found.append((field, f"Differs from the label ({facts}) on {discrepancy.get('topic')}: see "
+                                     f"product/{product.get('id')} discrepancies.{index}; open for the medical reviewer."))
+    return found
 
 
 # --- which fields each rule reads --------------------------------------------
@@ -89,7 +135,7 @@ def _uncited_texts(document):
     """(field, text) for clinical-looking prose that carries no citations of its own."""
     kind = document.get("type")
     found = []
-    if kind in SUMMARY_TYPES:
+    if kind in SUMMARY_TYPES and not document.get("summary_citations"):
         found.append(("summary", document.get("summary")))
     if kind == "product":
         for index, variant in enumerate(_list(document.get("package_variants"))):
@@ -154,7 +200,10 @@ def _check_review(article, today, report):
         report("review.no_medical_reviewer", "medical_reviewer",
                "No medical reviewer is named; a clinician must review patient content before it is published.")
     reviewed = _date(article.get("last_reviewed"))
-    if reviewed is None:
+    if reviewed is not None and reviewed > today:
+        report("review.future_date", "last_reviewed", f"Dated {reviewed.isoformat()}, after today: a review is "
+                                                      f"recorded once it has happened.")
+    elif reviewed is None:
         report("review.overdue", "last_reviewed", "Never reviewed: the article has no last_reviewed date.")
     elif (today - reviewed).days > REVIEW_INTERVAL_DAYS:
         report("review.overdue", "last_reviewed", f"Last reviewed {reviewed.isoformat()}, "
@@ -195,3 +244,23 @@ def grade_level(text):
     if not words:
         return 0.0
     return 0.39 * (words / sentences) + 11.8 * (syllable_count / words) - 15.59
+
+
+def lint_set(documents, today=None):
+    """(lines to report, {"type/id": [error rules]}) for every lint finding in `documents`."""
+    def lookup(type_name, id_):
+        return documents.get(f"{type_name}/{id_}")
+
+    today = today or datetime.date.today()
+    lines, with_errors, counts = [], {}, {"error": 0, "warning": 0}
+    for key, document in documents.items():
+        for finding in lint(document, lookup, today):
+            counts[finding["severity"]] += 1
+            lines.append(f"lint: {key}: {finding['field'] or '-'}: {finding['severity']} {finding['rule']}: "
+                         f"{finding['message']}")
+            if finding["severity"] == "error":
+                with_errors.setdefault(key, []).append(finding["rule"])
+    if lines:
+        lines.append(f"lint: {counts['error']} error(s), {counts['warning']} warning(s); "
+                     f"{len(with_errors)} document(s) published with open errors.")
+    return lines, {key: sorted(set(rules)) for key, rules in with_errors.items()}

@@ -91,6 +91,8 @@ def _product_passages(product):
     yield "text", how.get("text") if isinstance(how, dict) else None
     for item in _items(product.get("classes")):
         yield "label", " ".join(_plain(item.get(key)) for key in ("code", "name"))
+    for item in _items(product.get("identifiers")):
+        yield "label", _plain(item.get("value"))
     for item in _items(product.get("dosing")):
         yield "text", item.get("text")
     for item in _items(product.get("key_risks")):
