@@ -15,6 +15,7 @@ from api.store.store import Store
 from api.services.workflow import Editorial
 
 DEFAULT_STORE = "var/medkb"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 
 
 @dataclass
@@ -32,7 +33,8 @@ def create_app(test_config=None):
     app = Flask(__name__)
     app.config.from_mapping(
         MEDKB_DB=os.environ.get("MEDKB_DB", DEFAULT_STORE),
-        PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL"),
+        # Absolute URLs in bodies (JSON-LD @id/url) start with this, never with the request's Host.
+        PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL,
         MAX_CONTENT_LENGTH=1024 * 1024,
         # How stale a worker's read model may be (seconds): each checks the store this often.
         MEDKB_CHECK_INTERVAL=0.1,
@@ -81,6 +83,9 @@ def create_app(test_config=None):
             app.extensions["medkb"].delivery.refresh()
 
     app.after_request(finish_response)
+    from api.web import security
+
+    security.init_app(app)
 
     @app.route("/docs/assets/<path:filename>")
     def docs_assets(filename):

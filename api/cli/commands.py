@@ -195,12 +195,17 @@ def run_scheduler(stop, interval=1.0):
         stop.wait(interval)
 
 
-def start_scheduler(server):
-    # In gunicorn's master process, which lives as long as the server: scheduled publishes fire
-    # even when no request comes in, once, whatever the number of workers.
-    import threading
+def supervise_scheduler(stop):
+    """Keep `run_scheduler` running beside the server until `stop` is set: a failure (a store
+    briefly unreadable, say) is logged and retried rather than silently ending scheduled publishing."""
+    import traceback
 
-    threading.Thread(target=run_scheduler, args=(threading.Event(),), daemon=True, name="scheduler").start()
+    while not stop.is_set():
+        try:
+            run_scheduler(stop)
+        except Exception:  # noqa: BLE001 - anything, logged, then retried
+            click.echo(f"scheduler failed, restarting in 5 s:\n{traceback.format_exc()}", err=True)
+            stop.wait(5)
 
 
 @main.command()
@@ -290,28 +295,61 @@ def openapi(out):
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=max(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(1, 64))
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
-              help="Log every request to standard output (off by default, as in gunicorn).")
-def serve(host, port, workers, access_log):
-    """Serve the API with gunicorn: several worker processes, each with its own read model."""
-    from gunicorn.app.base import BaseApplication
+              help="Log every request to standard output.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.001, 60),
+              envvar="MEDKB_HEADER_TIMEOUT", help="Seconds a client may take to send its request line and headers.")
+@click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(0.001, 3600),
+              envvar="MEDKB_BODY_TIMEOUT", help="Seconds a client may take to send its request body.")
+def serve(host, port, workers, access_log, header_timeout, body_timeout):
+    """Serve the API with granian: several worker processes, each with its own read model.
 
+    The scheduler runs beside them in this process; SIGTERM or SIGINT stops everything cleanly.
+    """
+    import multiprocessing
+    import shutil
+    import threading
 
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server import Server
 
     open_store()  # fail here, in one clear line, rather than in every worker
+    # The workers build their app from the environment.
+    os.environ.update(MEDKB_DB=str(store_path()), MEDKB_BODY_TIMEOUT=str(body_timeout))
+    metrics_dir, temporary = prepare_metrics_dir()
+    # Workers start from a fresh interpreter rather than a fork of this one, which runs the
+    # scheduler thread: a fork would copy any lock that thread held at that instant.
+    multiprocessing.set_start_method("spawn", force=True)
+    server = Server("api.asgi:create_asgi_app", address=host, port=port, interface=Interfaces.ASGINL, factory=True,
+                    workers=workers, http=HTTPModes.http1, websockets=False, log_access=access_log,
+                    http1_settings=HTTP1Settings(header_read_timeout=round(header_timeout * 1000), keep_alive=True),
+                    respawn_failed_workers=True, workers_kill_timeout=10)
+    stop = threading.Event()
+    scheduler = threading.Thread(target=supervise_scheduler, args=(stop,), daemon=True, name="scheduler")
+    server.on_startup(scheduler.start)
+    server.on_shutdown(stop.set)
+    click.echo(f"medkb serving {store_path()} on http://{host}:{port} with {workers} workers "
+               f"(metrics in {metrics_dir})", err=True)
+    try:
+        server.serve()
+    finally:
+        scheduler.join(timeout=10)
+        if temporary:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("when_ready", start_scheduler)
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            if access_log:
-                self.cfg.set("accesslog", "-")
 
-        def load(self):
-            return create_app({"MEDKB_DB": str(store_path())})
+def prepare_metrics_dir():
+    """prometheus-client's multiprocess folder: PROMETHEUS_MULTIPROC_DIR, else a temporary one
+    removed on exit. Emptied of metric files at start, so no earlier run's counts linger."""
+    import tempfile
 
-    click.echo(f"medkb serving {store_path()} on http://{host}:{port} with {workers} workers", err=True)
-    Server().run()
+    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="medkb-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder, not configured
 
 
 if __name__ == "__main__":

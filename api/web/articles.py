@@ -1,5 +1,5 @@
 import orjson
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 
 from api.services.delivery import fingerprint
@@ -26,7 +26,7 @@ class ArticleJsonLd(MethodView):
             found = service.model.get(type_name, id_)
             return found.document if found else None
 
-        base_url = current_app.config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
+        base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
         blp.set_etag_value(fingerprint(entry.etag, service.model.version, base_url))
         return public_response(orjson.dumps(article_jsonld(entry.document, lookup, base_url)),
                                mimetype="application/ld+json", language=entry.document["locale"])

@@ -1,0 +1,141 @@
+"""`medkb serve` in front of hostile and ordinary clients: slow clients, keep-alive, oversized
+requests, security headers and CORS, through a real server and real clients on loopback."""
+import http.client
+import socket
+import statistics
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import CONTENT, import_documents
+from servers import running_server
+
+PRODUCT = "/v1/products/hemgenix"
+
+
+@pytest.fixture(scope="module")
+def served_db(tmp_path_factory):
+    from api.knowledge.documents import load_set
+
+    return import_documents(tmp_path_factory.mktemp("served") / "db", load_set([CONTENT]).documents.values())
+
+
+@pytest.fixture(scope="module")
+def server(served_db):
+    with running_server(served_db) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def impatient_server(served_db):
+    """Short header and body deadlines, so that tests can watch them fire."""
+    with running_server(served_db, args=["--header-timeout", "2", "--body-timeout", "2"]) as base:
+        yield base
+
+
+def port_of(base):
+    return int(base.rsplit(":", 1)[1])
+
+
+def test_ordinary_requests_are_answered_while_200_clients_dribble_their_headers(server, capsys):
+    dribblers = [socket.create_connection(("127.0.0.1", port_of(server)), timeout=5) for _ in range(200)]
+    for dribbler in dribblers:
+        dribbler.sendall(b"GET /v1/products HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    stop = threading.Event()
+
+    def dribble():  # one byte a second on every socket, for at most 8 seconds
+        for _ in range(8):
+            for dribbler in dribblers:
+                try:
+                    dribbler.send(b"a")
+                except OSError:
+                    pass
+            if stop.wait(1):
+                return
+
+    thread = threading.Thread(target=dribble)
+    thread.start()
+    latencies = []
+    try:
+        time.sleep(1)  # every slow socket is open and mid-header before the ordinary clients come
+        for _ in range(40):
+            started = time.perf_counter()
+            response = requests.get(f"{server}{PRODUCT}", timeout=10)
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200 and response.json()["id"] == "hemgenix"
+    finally:
+        stop.set()
+        thread.join()
+        for dribbler in dribblers:
+            dribbler.close()
+    latencies.sort()
+    with capsys.disabled():
+        print(f"\n  40 GETs beside 200 slow-header sockets: median {statistics.median(latencies) * 1000:.1f} ms, "
+              f"max {latencies[-1] * 1000:.1f} ms")
+
+
+def test_well_behaved_clients_keep_their_connection(server):
+    connection = http.client.HTTPConnection("127.0.0.1", port_of(server), timeout=10)
+    try:
+        for _ in range(3):
+            connection.request("GET", PRODUCT)
+            response = connection.getresponse()
+            assert response.status == 200 and response.read()
+            assert response.getheader("Connection", "").lower() != "close"
+            first = first if _ else connection.sock
+            assert connection.sock is first, "the same socket served every request"
+    finally:
+        connection.close()
+
+
+def read_all(sock, limit=65536):
+    data = b""
+    try:
+        while chunk := sock.recv(limit):
+            data += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return data
+
+
+def test_a_client_that_never_finishes_its_headers_is_dropped(impatient_server):
+    with socket.create_connection(("127.0.0.1", port_of(impatient_server)), timeout=30) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        answer = read_all(sock)
+        assert time.monotonic() - started < 25, "the server closed the connection at its header deadline"
+    assert b"200 OK" not in answer
+
+
+def test_a_body_that_never_arrives_is_answered_408_problem(impatient_server):
+    with socket.create_connection(("127.0.0.1", port_of(impatient_server)), timeout=30) as sock:
+        sock.sendall(b"POST /v1/editorial/documents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"type\"")
+        answer = read_all(sock)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and b"application/problem+json" in head.lower()
+    assert b'"status":408' in body
+    # The worker was never tied up: it answers at once.
+    assert requests.get(f"{impatient_server}/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 500_000 + b"\r\n\r\n", 431),
+    (b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414),
+    (b"NOT HTTP AT ALL\r\n\r\n", 400),
+])
+def test_requests_the_server_refuses_get_no_html(server, request_bytes, status):
+    with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        head, _, body = read_all(sock).partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status}".encode()), head
+    assert b"html" not in head.lower() and b"<" not in body
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
+    response = requests.post(f"{server}/v1/editorial/documents", data=b"x" * (1024 * 1024 + 1),
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 413 and response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 413
