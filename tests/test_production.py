@@ -139,3 +139,66 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
                              headers={"Content-Type": "application/json"}, timeout=10)
     assert response.status_code == 413 and response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["status"] == 413
+
+
+SECURITY = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+@pytest.mark.parametrize("path", [PRODUCT, "/v1/nothing", "/healthz", "/openapi.json", "/docs", "/docs/init.js"])
+def test_every_response_carries_the_security_headers(server, path):
+    response = requests.get(f"{server}{path}", timeout=10)
+    assert {name: response.headers.get(name) for name in SECURITY} == SECURITY
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_preflight_on_public_delivery_allows_any_origin_and_exposes_paging_headers(server):
+    preflight = requests.options(f"{server}/v1/products", timeout=10, headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "If-None-Match"})
+    assert preflight.status_code == 204 and not preflight.content
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "if-none-match" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    listed = requests.get(f"{server}/v1/products", headers={"Origin": "https://app.example"}, timeout=10)
+    assert listed.headers["Access-Control-Allow-Origin"] == "*"
+    exposed = {name.strip().lower() for name in listed.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"etag", "x-pagination", "link"} <= exposed
+
+
+@pytest.mark.parametrize("path", ["/v1/editorial/documents", "/v1/preview/products/hemgenix"])
+def test_editorial_and_preview_are_never_cross_origin(server, path):
+    preflight = requests.options(f"{server}{path}", timeout=10, headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "Authorization"})
+    assert not any(name.lower().startswith("access-control-") for name in preflight.headers)
+    assert preflight.headers.get("Content-Type") is None and not preflight.content
+
+
+def test_redirects_point_at_this_server_whatever_the_host_header(server):
+    response = requests.get(f"{server}/v1//products/hemgenix", headers={"Host": "evil.example"},
+                            allow_redirects=False, timeout=10)
+    assert response.status_code == 308 and response.headers["Location"] == "/v1/products/hemgenix"
+    assert response.headers["Content-Type"] == "application/problem+json" and response.json()["status"] == 308
+
+
+def test_jsonld_urls_come_from_configuration_not_the_host_header(server):
+    page = requests.get(f"{server}/v1/articles/how-does-hemgenix-work/jsonld", headers={"Host": "evil.example"},
+                        timeout=10).json()
+    assert page["url"] == "http://127.0.0.1:8000/v1/articles/how-does-hemgenix-work"
+
+
+def test_the_docs_render_in_a_real_browser_under_their_csp(server, tmp_path):
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine")
+    rendered = subprocess.run(
+        [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={tmp_path}", "--virtual-time-budget=10000", "--dump-dom", f"{server}/docs"],
+        capture_output=True, timeout=120, check=True).stdout.decode()
+    # Operations appear only if Swagger UI's scripts ran and fetched the spec: the CSP let them.
+    assert 'data-path="/v1/products/{id_}"' in rendered and "opblock-summary" in rendered
+    csp = requests.get(f"{server}/docs", timeout=10).headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp

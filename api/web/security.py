@@ -56,7 +56,8 @@ def init_app(app):
 
     app.config.setdefault("MEDKB_CORS_ORIGINS", os.environ.get("MEDKB_CORS_ORIGINS", "*"))
     app.config.setdefault("MEDKB_CORS_EDITORIAL_ORIGINS", os.environ.get("MEDKB_CORS_EDITORIAL_ORIGINS", ""))
-    resources = {PUBLIC_ROUTES: {"origins": cors_origins(app.config["MEDKB_CORS_ORIGINS"]),
+    # "*" itself rather than the caller's origin: one cached answer serves every site.
+    resources = {PUBLIC_ROUTES: {"origins": cors_origins(app.config["MEDKB_CORS_ORIGINS"]), "send_wildcard": True,
                                  "methods": ["GET", "HEAD", "OPTIONS"]}}
     # Editorial and preview answer CORS only for origins an operator lists for them.
     if app.config["MEDKB_CORS_EDITORIAL_ORIGINS"]:
