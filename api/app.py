@@ -83,9 +83,10 @@ def create_app(test_config=None):
             app.extensions["medkb"].delivery.refresh()
 
     app.after_request(finish_response)
-    from api.web import security
+    from api.web import ratelimits, security
 
     security.init_app(app)
+    ratelimits.init_app(app)
 
     @app.route("/docs/assets/<path:filename>")
     def docs_assets(filename):

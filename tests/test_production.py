@@ -29,9 +29,10 @@ def server(served_db):
 
 
 @pytest.fixture(scope="module")
-def impatient_server(served_db):
-    """Short header and body deadlines, so that tests can watch them fire."""
-    with running_server(served_db, args=["--header-timeout", "2", "--body-timeout", "2"]) as base:
+def strict_server(served_db):
+    """Short header and body deadlines and a small public rate limit, so that tests can watch them act."""
+    with running_server(served_db, args=["--header-timeout", "2", "--body-timeout", "2"],
+                        env={"MEDKB_RATE_LIMIT_PUBLIC": "5 per minute"}) as base:
         yield base
 
 
@@ -100,8 +101,8 @@ def read_all(sock, limit=65536):
     return data
 
 
-def test_a_client_that_never_finishes_its_headers_is_dropped(impatient_server):
-    with socket.create_connection(("127.0.0.1", port_of(impatient_server)), timeout=30) as sock:
+def test_a_client_that_never_finishes_its_headers_is_dropped(strict_server):
+    with socket.create_connection(("127.0.0.1", port_of(strict_server)), timeout=30) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         started = time.monotonic()
         answer = read_all(sock)
@@ -109,8 +110,8 @@ def test_a_client_that_never_finishes_its_headers_is_dropped(impatient_server):
     assert b"200 OK" not in answer
 
 
-def test_a_body_that_never_arrives_is_answered_408_problem(impatient_server):
-    with socket.create_connection(("127.0.0.1", port_of(impatient_server)), timeout=30) as sock:
+def test_a_body_that_never_arrives_is_answered_408_problem(strict_server):
+    with socket.create_connection(("127.0.0.1", port_of(strict_server)), timeout=30) as sock:
         sock.sendall(b"POST /v1/editorial/documents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100\r\n\r\n{\"type\"")
         answer = read_all(sock)
@@ -118,7 +119,7 @@ def test_a_body_that_never_arrives_is_answered_408_problem(impatient_server):
     assert head.startswith(b"HTTP/1.1 408") and b"application/problem+json" in head.lower()
     assert b'"status":408' in body
     # The worker was never tied up: it answers at once.
-    assert requests.get(f"{impatient_server}/healthz", timeout=10).status_code == 200
+    assert requests.get(f"{strict_server}/healthz", timeout=10).status_code == 200
 
 
 @pytest.mark.parametrize("request_bytes, status", [
@@ -202,3 +203,15 @@ def test_the_docs_render_in_a_real_browser_under_their_csp(server, tmp_path):
     assert 'data-path="/v1/products/{id_}"' in rendered and "opblock-summary" in rendered
     csp = requests.get(f"{server}/docs", timeout=10).headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_the_public_rate_limit_is_shared_by_every_worker(strict_server):
+    statuses, retry_after = [], set()
+    for _ in range(12):  # a new connection each time: granian spreads them over both workers
+        response = requests.get(f"{strict_server}/v1/conditions", headers={"Connection": "close"}, timeout=10)
+        statuses.append(response.status_code)
+        if response.status_code == 429:
+            assert response.headers["Content-Type"] == "application/problem+json"
+            retry_after.add(int(response.headers["Retry-After"]))
+    assert statuses.count(200) == 5 and statuses.count(429) == 7, statuses
+    assert all(1 <= seconds <= 60 for seconds in retry_after)

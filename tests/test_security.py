@@ -51,3 +51,45 @@ def test_the_public_base_url_is_configuration(content_db):
     client = make_client(content_db, PUBLIC_BASE_URL="https://medkb.example/")
     page = client.get("/v1/articles/how-does-hemgenix-work/jsonld", headers={"Host": "evil.example"}).get_json()
     assert page["url"] == "https://medkb.example/v1/articles/how-does-hemgenix-work"
+
+
+def test_public_reads_over_the_limit_get_429_problem_with_retry_after(content_db):
+    client = make_client(content_db, MEDKB_RATE_LIMIT_PUBLIC="3 per minute")
+    assert [client.get("/v1/products").status_code for _ in range(3)] == [200, 200, 200]
+    refused = client.get("/v1/faqs")
+    assert refused.status_code == 429 and refused.mimetype == "application/problem+json"
+    assert refused.get_json()["status"] == 429 and 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert client.get("/healthz").status_code == 200, "operations are not counted"
+    other = client.get("/v1/products", environ_overrides={"REMOTE_ADDR": "192.0.2.7"})
+    assert other.status_code == 200, "each address has its own allowance"
+
+
+def test_editorial_limits_count_per_key(content_db):
+    from api.store.keys import KeyStore
+
+    keys = KeyStore(content_db)
+    ann, bob = (keys.create("author", name)[1] for name in ("ann", "bob"))
+    client = make_client(content_db, MEDKB_RATE_LIMIT_EDITORIAL="2 per minute")
+    as_ann = {"Authorization": f"Bearer {ann}"}
+    assert [client.get("/v1/editorial/audit", headers=as_ann).status_code for _ in range(2)] == [200, 200]
+    assert client.get("/v1/preview/products/hemgenix", headers=as_ann).status_code == 429
+    assert client.get("/v1/editorial/audit", headers={"Authorization": f"Bearer {bob}"}).status_code == 200
+    assert client.get("/v1/products").status_code == 200, "public reads have their own limit"
+
+
+def test_the_sqlite_storage_counts_across_connections(tmp_path):
+    from limits.storage import storage_from_string
+
+    uri = f"medkb-sqlite://{tmp_path / 'limits.sqlite'}"
+    first, second = storage_from_string(uri), storage_from_string(uri)
+    assert [first.incr("k", 60), second.incr("k", 60), first.incr("k", 60)] == [1, 2, 3]
+    assert second.get("k") == 3 and time_left(second, "k") <= 60
+    assert first.incr("short", 0) == 1 and second.incr("short", 60) == 1, "an expired window starts again"
+    second.clear("k")
+    assert first.get("k") == 0
+
+
+def time_left(storage, key):
+    import time
+
+    return storage.get_expiry(key) - time.time()

@@ -307,6 +307,7 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     """
     import multiprocessing
     import shutil
+    import tempfile
     import threading
 
     from granian.constants import HTTPModes, Interfaces
@@ -316,7 +317,10 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     open_store()  # fail here, in one clear line, rather than in every worker
     # The workers build their app from the environment.
     os.environ.update(MEDKB_DB=str(store_path()), MEDKB_BODY_TIMEOUT=str(body_timeout))
-    metrics_dir, temporary = prepare_metrics_dir()
+    # This run's own folder: shared rate-limit counters and, unless configured, metric files.
+    runtime = Path(tempfile.mkdtemp(prefix="medkb-serve-"))
+    os.environ.setdefault("MEDKB_RATE_LIMIT_STORAGE", f"medkb-sqlite://{runtime / 'ratelimits.sqlite'}")
+    metrics_dir = prepare_metrics_dir(runtime / "metrics")
     # Workers start from a fresh interpreter rather than a fork of this one, which runs the
     # scheduler thread: a fork would copy any lock that thread held at that instant.
     multiprocessing.set_start_method("spawn", force=True)
@@ -334,22 +338,18 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
         server.serve()
     finally:
         scheduler.join(timeout=10)
-        if temporary:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
-def prepare_metrics_dir():
-    """prometheus-client's multiprocess folder: PROMETHEUS_MULTIPROC_DIR, else a temporary one
-    removed on exit. Emptied of metric files at start, so no earlier run's counts linger."""
-    import tempfile
-
-    configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    folder = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="medkb-metrics-"))
+def prepare_metrics_dir(default):
+    """prometheus-client's multiprocess folder, PROMETHEUS_MULTIPROC_DIR or `default`: emptied of
+    metric files at start, so no earlier run's counts linger."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or default)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
-    return folder, not configured
+    return folder
 
 
 if __name__ == "__main__":
