@@ -83,10 +83,11 @@ def create_app(test_config=None):
             app.extensions["medkb"].delivery.refresh()
 
     app.after_request(finish_response)
-    from api.web import ratelimits, security
+    from api.web import metrics, ratelimits, security
 
     security.init_app(app)
     ratelimits.init_app(app)
+    metrics.init_app(app)
 
     @app.route("/docs/assets/<path:filename>")
     def docs_assets(filename):

@@ -215,3 +215,33 @@ def test_the_public_rate_limit_is_shared_by_every_worker(strict_server):
             retry_after.add(int(response.headers["Retry-After"]))
     assert statuses.count(200) == 5 and statuses.count(429) == 7, statuses
     assert all(1 <= seconds <= 60 for seconds in retry_after)
+
+
+def sample(text, name, **labels):
+    """The value of one sample in Prometheus text, or None."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{wanted}}} ") or (not labels and line.startswith(f"{name} ")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_add_up_every_worker(served_db):
+    from api.store.keys import KeyStore
+
+    admin = {"Authorization": f"Bearer {KeyStore(served_db).create('admin', 'metrics-scraper')[1]}"}
+    with running_server(served_db, workers=2) as base:
+        for _ in range(30):  # new connections, spread over both workers
+            assert requests.get(f"{base}/v1/sources/hemgenix-fda-label", headers={"Connection": "close"},
+                                timeout=10).status_code in (200, 404)
+        assert requests.get(f"{base}/metrics", timeout=10).status_code == 401
+        scraped = requests.get(f"{base}/metrics", headers=admin, timeout=10)
+    assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain")
+    text = scraped.text
+    answered = [sample(text, "medkb_http_requests_total", method="GET", route="/v1/sources/<string:id_>", status=status)
+                for status in ("200", "404")]
+    assert sum(value or 0 for value in answered) == 30, "both workers' counts, added up"
+    assert sample(text, "medkb_http_request_duration_seconds_count", method="GET",
+                  route="/v1/sources/<string:id_>") == 30
+    assert sample(text, "medkb_read_model_lag_changes") == 0
+    assert sample(text, "medkb_scheduled_publishes_total") == 0

@@ -93,3 +93,33 @@ def time_left(storage, key):
     import time
 
     return storage.get_expiry(key) - time.time()
+
+
+def test_metrics_need_an_admin_key_unless_configured_public(content_db):
+    from api.store.keys import KeyStore
+
+    keys = KeyStore(content_db)
+    admin, author = keys.create("admin", "ops")[1], keys.create("author", "ann")[1]
+    client = make_client(content_db)
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": f"Bearer {author}"}).status_code == 403
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
+    assert scraped.status_code == 200 and scraped.mimetype == "text/plain"
+    assert b"medkb_http_requests_total" in scraped.data
+    assert make_client(content_db, MEDKB_METRICS_PUBLIC=True).get("/metrics").status_code == 200
+
+
+def test_store_commits_are_timed(content_db):
+    app = create_app({"MEDKB_DB": str(content_db), "TESTING": True, "MEDKB_METRICS_PUBLIC": True})
+    store = app.extensions["medkb"].store
+    before = app.test_client().get("/metrics").get_data(as_text=True)
+    head = store.head("faq", "hemgenix-how-does-it-work")
+    store.write(dict(head.content, question="Timed?"), expected_revision=head.revision, actor="test")
+    after = app.test_client().get("/metrics").get_data(as_text=True)
+
+    def commits(text):
+        line = next((line for line in text.splitlines()
+                     if line.startswith('medkb_store_commit_duration_seconds_count{operation="write"}')), " 0")
+        return float(line.rsplit(" ", 1)[1])
+
+    assert commits(after) == commits(before) + 1

@@ -187,10 +187,12 @@ def check():
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
     from api.services.workflow import Editorial
+    from api.web.metrics import SCHEDULED_PUBLISHES
 
     editorial = Editorial(open_store())
     while not stop.is_set():
         for change in editorial.publish_due():
+            SCHEDULED_PUBLISHES.inc()
             click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
         stop.wait(interval)
 
