@@ -46,8 +46,8 @@ def test_ordinary_requests_are_answered_while_200_clients_dribble_their_headers(
         dribbler.sendall(b"GET /v1/products HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
     stop = threading.Event()
 
-    def dribble():  # one byte a second on every socket, for at most 8 seconds
-        for _ in range(8):
+    def dribble():  # one byte a second on every socket, for at most 10 seconds
+        for _ in range(10):
             for dribbler in dribblers:
                 try:
                     dribbler.send(b"a")
@@ -61,7 +61,7 @@ def test_ordinary_requests_are_answered_while_200_clients_dribble_their_headers(
     latencies = []
     try:
         time.sleep(1)  # every slow socket is open and mid-header before the ordinary clients come
-        for _ in range(40):
+        for _ in range(100):
             started = time.perf_counter()
             response = requests.get(f"{server}{PRODUCT}", timeout=10)
             latencies.append(time.perf_counter() - started)
@@ -72,9 +72,9 @@ def test_ordinary_requests_are_answered_while_200_clients_dribble_their_headers(
         for dribbler in dribblers:
             dribbler.close()
     latencies.sort()
-    with capsys.disabled():
-        print(f"\n  40 GETs beside 200 slow-header sockets: median {statistics.median(latencies) * 1000:.1f} ms, "
-              f"max {latencies[-1] * 1000:.1f} ms")
+    with capsys.disabled():  # a figure for the reader, not an assertion: the machine is shared
+        print(f"\n  100 GETs beside 200 slow-header sockets: median {statistics.median(latencies) * 1000:.1f} ms, "
+              f"p99 {latencies[98] * 1000:.1f} ms")
 
 
 def test_well_behaved_clients_keep_their_connection(server):

@@ -49,7 +49,7 @@ def timed(call, histogram):
 
 
 def start_timer():
-    g.metrics_started = time.perf_counter()
+    request.environ["medkb.started"] = time.perf_counter()
     now = time.monotonic()
     if now - current_app.extensions["medkb.lag_checked_at"] >= LAG_CHECK_INTERVAL:
         current_app.extensions["medkb.lag_checked_at"] = now
@@ -57,12 +57,23 @@ def start_timer():
         READ_MODEL_LAG.set(max(0, services.store.last_seq() - services.model.seq))
 
 
+# Label values come from the URL rule and a known method, never from raw client input, so the
+# number of series stays bounded whatever clients send.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_series = {}  # (route, method, status) -> its counter and histogram: labels() costs more than inc()
+
+
 def observe(response):
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    started = g.get("metrics_started")
+    rule = request.url_rule
+    key = (rule.rule if rule is not None else "unmatched",
+           request.method if request.method in METHODS else "other", response.status_code)
+    series = _series.get(key)
+    if series is None:
+        series = _series[key] = (REQUESTS.labels(key[0], key[1], str(key[2])), LATENCY.labels(key[0], key[1]))
+    series[0].inc()
+    started = request.environ.get("medkb.started")
     if started is not None:
-        LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+        series[1].observe(time.perf_counter() - started)
     return response
 
 

@@ -1,5 +1,6 @@
 """Response hardening: security headers on every response, a CSP that fits the docs page, CORS on
 public delivery only, and problem+json (or no body) where Werkzeug would answer in HTML."""
+import functools
 import json
 import re
 from urllib.parse import urlsplit
@@ -21,6 +22,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": API_CSP,
 }
+SECURITY_ITEMS = list(SECURITY_HEADERS.items())
+DOCS_SECURITY_ITEMS = list({**SECURITY_HEADERS, "Content-Security-Policy": DOCS_CSP}.items())
 
 # Public delivery: /v1/... except the editorial API and previews of drafts.
 PUBLIC_ROUTES = r"^/v1/(?!editorial(/|$)|preview(/|$)).*"
@@ -67,15 +70,15 @@ def init_app(app):
 
     app.view_functions["api-docs.openapi_swagger_ui"] = docs_page
     app.add_url_rule("/docs/init.js", "docs_init", docs_init)
-    app.after_request(harden)
+    wildcard_cors = ([("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", ", ".join(EXPOSED_HEADERS))]
+                     if resources[PUBLIC_ROUTES]["origins"] == "*" else [])
+    app.after_request(functools.partial(harden, wildcard_cors=wildcard_cors))
 
 
 def docs_page():
     """Swagger UI, with its start-up code in a file so that the CSP can forbid inline scripts."""
     page = DOCS_PAGE.format(title=current_app.config["API_TITLE"], assets=current_app.config["OPENAPI_SWAGGER_UI_URL"])
-    response = Response(page, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = DOCS_CSP
-    return response
+    return Response(page, mimetype="text/html")
 
 
 def docs_init():
@@ -85,12 +88,26 @@ def docs_init():
     return Response(script, mimetype="text/javascript", headers={"Cache-Control": "public, max-age=300"})
 
 
-def harden(response):
-    """after_request: security headers, relative redirects, no HTML bodies."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    if request.path.startswith("/docs"):
-        response.headers["Content-Security-Policy"] = DOCS_CSP
+def harden(response, wildcard_cors=()):
+    """after_request: security headers, CORS for the common case, relative redirects, no HTML bodies."""
+    path, headers, status = request.path, response.headers, response.status_code
+    headers.extend(SECURITY_ITEMS if not path.startswith("/docs") else DOCS_SECURITY_ITEMS)
+    if wildcard_cors and request.method in ("GET", "HEAD") and path.startswith("/v1/") and not path.startswith(
+            ("/v1/editorial", "/v1/preview")):
+        # The same two headers for every public read; flask-cors, seeing them, leaves the response
+        # alone (it still answers preflight requests and lists of origins).
+        headers.extend(wildcard_cors)
+    if 300 <= status < 400 and status != 304:
+        return relative_redirect(response)
+    if status == 200 and request.method == "OPTIONS" and not response.content_length:
+        # Flask's automatic OPTIONS answer is an empty text/html 200; say plainly there is no body.
+        response.status_code = 204
+        headers.pop("Content-Type", None)
+        headers.pop("Content-Length", None)
+    return response
+
+
+def relative_redirect(response):
     if response.location:
         # Werkzeug builds a redirect's target from the request's Host; a client must not be able
         # to choose where it is sent, so the target stays on this server whatever Host said.
@@ -104,9 +121,4 @@ def harden(response):
         moved.headers.update({name: value for name, value in response.headers.items()
                               if name not in ("Content-Type", "Content-Length")})
         return moved
-    if request.method == "OPTIONS" and response.status_code == 200 and not response.content_length:
-        # Flask's automatic OPTIONS answer is an empty text/html 200; say plainly there is no body.
-        response.status_code = 204
-        response.headers.pop("Content-Type", None)
-        response.headers.pop("Content-Length", None)
     return response
