@@ -245,3 +245,22 @@ def test_metrics_add_up_every_worker(served_db):
                   route="/v1/sources/<string:id_>") == 30
     assert sample(text, "medkb_read_model_lag_changes") == 0
     assert sample(text, "medkb_scheduled_publishes_total") == 0
+
+
+def test_a_chunked_body_reaches_the_app_whole(server, served_db):
+    import json
+
+    from api.store.keys import KeyStore
+
+    secret = KeyStore(served_db).create("author", "chunky")[1]
+    document = {"type": "faq", "id": "sent-in-chunks", "schema_version": 2, "locale": "en-US",
+                "product": "hemgenix", "position": 99, "question": "Can a request body come in chunks?",
+                "answer": "Yes: the server reads it whole before the app sees it.",
+                "citations": [{"source": "medfinder-how-does-hemgenix-work", "locator": "Step 4"}]}
+    text = json.dumps(document).encode()
+    # A generator body: requests sends it with Transfer-Encoding: chunked, no Content-Length.
+    response = requests.post(f"{server}/v1/editorial/documents", data=(text[i:i + 50] for i in range(0, len(text), 50)),
+                             headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+                             timeout=10)
+    assert response.status_code == 201, response.text
+    assert response.json()["document"]["answer"] == document["answer"]

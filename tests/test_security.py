@@ -123,3 +123,22 @@ def test_store_commits_are_timed(content_db):
         return float(line.rsplit(" ", 1)[1])
 
     assert commits(after) == commits(before) + 1
+
+
+@pytest.mark.parametrize("name, value", [
+    ("MEDKB_RATE_LIMIT_PUBLIC", "lots"),
+    ("MEDKB_RATE_LIMIT_EDITORIAL", "10 per fortnight"),
+    ("MEDKB_PUBLIC_BASE_URL", "medkb.example.org"),
+])
+def test_serve_refuses_bad_settings_in_one_line(content_db, name, value):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", "9"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(content_db), name: value})
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"{name}: {value!r}") and "Traceback" not in result.stderr

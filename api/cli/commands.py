@@ -317,6 +317,7 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     from granian.server import Server
 
     open_store()  # fail here, in one clear line, rather than in every worker
+    check_serve_settings()
     # The workers build their app from the environment.
     os.environ.update(MEDKB_DB=str(store_path()), MEDKB_BODY_TIMEOUT=str(body_timeout))
     # This run's own folder: shared rate-limit counters and, unless configured, metric files.
@@ -341,6 +342,23 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     finally:
         scheduler.join(timeout=10)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def check_serve_settings():
+    """The settings each worker reads from the environment, checked once here: a mistake is one
+    line at start-up rather than a traceback in every worker."""
+    from urllib.parse import urlsplit
+
+    from api.web.ratelimits import parse_limits
+
+    for name in ("MEDKB_RATE_LIMIT_PUBLIC", "MEDKB_RATE_LIMIT_EDITORIAL"):
+        try:
+            parse_limits(name, os.environ.get(name) or "off")
+        except ValueError as error:
+            fail(str(error))
+    base_url = os.environ.get("MEDKB_PUBLIC_BASE_URL")
+    if base_url and not (urlsplit(base_url).scheme in ("http", "https") and urlsplit(base_url).netloc):
+        fail(f"MEDKB_PUBLIC_BASE_URL: {base_url!r} is not an absolute http(s) URL such as https://medkb.example.org")
 
 
 def prepare_metrics_dir(default):

@@ -107,10 +107,20 @@ def api_key_identity():
     return "key:" + hashlib.sha256(credentials.encode()).hexdigest()[:32]
 
 
+def parse_limits(name, value):
+    """`value` as rate limits ("off" means none); ValueError naming the setting if it is not."""
+    if value.strip().lower() == "off":
+        return []
+    try:
+        return parse_many(value)
+    except ValueError:
+        raise ValueError(f"{name}: {value!r} is not a rate limit such as '100 per minute' "
+                         f"or '100 per minute; 2000 per hour', nor 'off'") from None
+
+
 def setting(app, name, default):
-    """Limits from the app's config, else the environment, else `default`; "off" means none."""
-    value = app.config.get(name) or os.environ.get(name) or default
-    return [] if value.strip().lower() == "off" else parse_many(value)
+    """Limits from the app's config, else the environment, else `default`."""
+    return parse_limits(name, app.config.get(name) or os.environ.get(name) or default)
 
 
 def init_app(app):

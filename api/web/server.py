@@ -29,6 +29,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Disconnected(Exception):
+    pass
+
+
 class BufferedWSGI:
     """Serves a WSGI app over ASGI: request bodies are buffered on the event loop first."""
 
@@ -43,10 +47,13 @@ class BufferedWSGI:
             return
         headers = scope["headers"]
         declared = next((value for name, value in headers if name == b"content-length"), None)
+        chunked = any(name == b"transfer-encoding" for name, _ in headers)
         try:
             if declared is not None and int(declared) > self.max_body:
                 raise _TooLarge
-            body = await asyncio.wait_for(self._read_body(receive), self.body_timeout)
+            # HTTP/1.1 framing: with neither header there is no body, and nothing to wait for.
+            body = b"" if declared is None and not chunked else await asyncio.wait_for(
+                self._read_body(receive), self.body_timeout)
         except _TooLarge:
             return await self._answer(send, 413, "Request Entity Too Large",
                                       f"The request body is larger than {self.max_body} bytes.")
@@ -55,6 +62,8 @@ class BufferedWSGI:
                                       f"The request body did not arrive within {self.body_timeout:g} seconds.")
         except ValueError:
             return await self._answer(send, 400, "Bad Request", "Content-Length is not a number.")
+        except _Disconnected:
+            return
         environ = self._environ(scope, body)
         status, response_headers, chunks = await asyncio.get_running_loop().run_in_executor(
             self.executor, self._run, environ)
@@ -66,7 +75,8 @@ class BufferedWSGI:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                # A body cut short is never handed to the app: it could parse as a smaller request.
+                raise _Disconnected
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
