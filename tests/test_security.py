@@ -142,3 +142,20 @@ def test_serve_refuses_bad_settings_in_one_line(content_db, name, value):
                             env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(content_db), name: value})
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"{name}: {value!r}") and "Traceback" not in result.stderr
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(content_db):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], cwd=ROOT, text=True,
+                                capture_output=True, timeout=60,
+                                env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(content_db)})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == f"medkb serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"

@@ -318,6 +318,7 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
 
     open_store()  # fail here, in one clear line, rather than in every worker
     check_serve_settings()
+    check_address(host, port)
     # The workers build their app from the environment.
     os.environ.update(MEDKB_DB=str(store_path()), MEDKB_BODY_TIMEOUT=str(body_timeout))
     # This run's own folder: shared rate-limit counters and, unless configured, metric files.
@@ -339,9 +340,25 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
                f"(metrics in {metrics_dir})", err=True)
     try:
         server.serve()
+    except RuntimeError as error:  # granian's start-up failures; its message may carry a Rust backtrace
+        fail(f"medkb serve on {host}:{port}: {str(error).splitlines()[0]}")
     finally:
-        scheduler.join(timeout=10)
+        if scheduler.is_alive():
+            scheduler.join(timeout=10)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def check_address(host, port):
+    """One clear line if the address cannot be listened on (granian would print a traceback)."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        fail(f"medkb serve: cannot listen on {host}:{port}: {error.strerror or error}")
 
 
 def check_serve_settings():
