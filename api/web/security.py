@@ -17,6 +17,10 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 # CSP's style-src does not govern; the bundled SVG icons are data: URLs.
 DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+# Other HTML pages (the editorial console): this origin's scripts, styles and forms only, and no
+# inline script, so injected markup cannot run.
+PAGE_CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'self'")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -24,6 +28,7 @@ SECURITY_HEADERS = {
 }
 SECURITY_ITEMS = list(SECURITY_HEADERS.items())
 DOCS_SECURITY_ITEMS = list({**SECURITY_HEADERS, "Content-Security-Policy": DOCS_CSP}.items())
+PAGE_SECURITY_ITEMS = list({**SECURITY_HEADERS, "Content-Security-Policy": PAGE_CSP}.items())
 
 # Public delivery: /v1/... except the editorial API and previews of drafts.
 PUBLIC_ROUTES = r"^/v1/(?!editorial(/|$)|preview(/|$)).*"
@@ -91,7 +96,12 @@ def docs_init():
 def harden(response, wildcard_cors=()):
     """after_request: security headers, CORS for the common case, relative redirects, no HTML bodies."""
     path, headers, status = request.path, response.headers, response.status_code
-    headers.extend(SECURITY_ITEMS if not path.startswith("/docs") else DOCS_SECURITY_ITEMS)
+    if path.startswith("/docs"):
+        headers.extend(DOCS_SECURITY_ITEMS)
+    elif headers.get("Content-Type", "").startswith("text/html"):
+        headers.extend(PAGE_SECURITY_ITEMS)
+    else:
+        headers.extend(SECURITY_ITEMS)
     if wildcard_cors and request.method in ("GET", "HEAD") and path.startswith("/v1/") and not path.startswith(
             ("/v1/editorial", "/v1/preview")):
         # The same two headers for every public read; flask-cors, seeing them, leaves the response
