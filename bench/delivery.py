@@ -7,8 +7,10 @@ padded to 10,000, starts `medkb serve` on each and the bare app (bench/bare_app.
 with the same buffering front and worker count), loads each with the same client, and prints
 requests/s and p99 for GET /v1/products/hemgenix and for a 304 revalidation, once with a new
 connection per request and once over kept-alive connections, and the ratios medkb/bare (target
->= 0.8) and 10,000/100 (target >= 0.9). medkb runs with its rate limiter counting every request
-(a limit too high to refuse any), as in production. Only loopback is used; every load is bounded.
+>= 0.8) and 10,000/100 (target >= 0.9), each also as the servers' CPU time per request, which a
+busy shared machine disturbs far less than throughput. medkb runs with its rate limiter counting
+every request (a limit too high to refuse any), as in production. Only loopback is used; every
+load is bounded in time.
 """
 import argparse
 import multiprocessing
@@ -64,6 +66,23 @@ def stop(process):
     process.wait(timeout=30)
 
 
+def cpu_seconds(group):
+    """CPU time used so far by the processes of process group `group`: a server and its workers.
+    On a shared machine throughput moves with the neighbours' load; CPU time per request much less."""
+    ticks = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[2]) == group:  # after the command: state ppid pgrp ... utime(11) stime(12)
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _check(response):
     if not response.startswith((b"HTTP/1.1 200", b"HTTP/1.1 304")):
         raise SystemExit(f"unexpected answer: {response[:200]!r}")
@@ -104,20 +123,24 @@ def _client(port, request, seconds, keepalive, results):
     results.put(latencies)
 
 
-def load(port, seconds, clients, headers="", keepalive=False):
-    """Requests/s and p99 (ms) from `clients` processes: one connection per request, or one each kept alive."""
+def load(server, port, seconds, clients, headers="", keepalive=False):
+    """Requests/s, p99 (ms) and the server's CPU time per request (µs) under `clients` processes:
+    one connection per request, or one each kept alive."""
     connection_header = "" if keepalive else "Connection: close\r\n"
     request = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n{connection_header}{headers}\r\n".encode()
     results = multiprocessing.Queue()
     workers = [multiprocessing.Process(target=_client, args=(port, request, seconds, keepalive, results))
                for _ in range(clients)]
+    cpu_before = cpu_seconds(server.pid)
     for worker in workers:
         worker.start()
     latencies = [value for _ in workers for value in results.get()]
+    cpu = cpu_seconds(server.pid) - cpu_before
     for worker in workers:
         worker.join()
     latencies.sort()
-    return len(latencies) / seconds, latencies[int(0.99 * (len(latencies) - 1))] * 1000
+    return (len(latencies) / seconds, latencies[int(0.99 * (len(latencies) - 1))] * 1000,
+            cpu / len(latencies) * 1e6)
 
 
 def etag_of(port):
@@ -139,7 +162,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     rows = {}
-    servers = []
+    servers = {}
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         try:
@@ -149,45 +172,48 @@ def main():
                 build_store(scratch / f"db-{products}", products)
                 print(f"built a store of {products} products in {time.perf_counter() - started:.1f}s", flush=True)
                 ports[products] = free_port()
-                servers.append(start([sys.executable, "-m", "api.cli", "serve", "--port", str(ports[products]),
-                                      "--workers", str(args.workers)],
-                                     {"MEDKB_DB": str(scratch / f"db-{products}"), "PYTHONPATH": str(ROOT),
-                                      "MEDKB_RATE_LIMIT_PUBLIC": "1000000000 per minute"},
-                                     ports[products]))
+                servers[products] = start([sys.executable, "-m", "api.cli", "serve", "--port", str(ports[products]),
+                                           "--workers", str(args.workers)],
+                                          {"MEDKB_DB": str(scratch / f"db-{products}"), "PYTHONPATH": str(ROOT),
+                                           "MEDKB_RATE_LIMIT_PUBLIC": "1000000000 per minute"},
+                                          ports[products])
             etags = {products: etag_of(port)[0] for products, port in ports.items()}
             (scratch / "body.json").write_bytes(etag_of(ports[100])[1])
             ports["bare"] = free_port()
-            servers.append(start([sys.executable, "-m", "granian", "--interface", "asginl", "--factory", "--http", "1",
-                                  "--no-ws", "--workers", str(args.workers), "--port", str(ports["bare"]),
-                                  "--working-dir", str(ROOT / "bench"), "bare_app:create_asgi_app"],
-                                 {"BARE_BODY": str(scratch / "body.json")}, ports["bare"]))
+            servers["bare"] = start([sys.executable, "-m", "granian", "--interface", "asginl", "--factory", "--http", "1",
+                                     "--no-ws", "--workers", str(args.workers), "--port", str(ports["bare"]),
+                                     "--working-dir", str(ROOT / "bench"), "bare_app:create_asgi_app"],
+                                    {"BARE_BODY": str(scratch / "body.json")}, ports["bare"])
             runs = {}
             for keepalive, suffix in ((False, ""), (True, " keep-alive")):
-                runs[f"bare flask{suffix}"] = (ports["bare"], "", keepalive)
+                runs[f"bare flask{suffix}"] = ("bare", "", keepalive)
                 for products in (100, 10_000):
-                    runs[f"medkb {products}{suffix}"] = (ports[products], "", keepalive)
-                    runs[f"medkb {products} 304{suffix}"] = (ports[products], f"If-None-Match: {etags[products]}\r\n",
+                    runs[f"medkb {products}{suffix}"] = (products, "", keepalive)
+                    runs[f"medkb {products} 304{suffix}"] = (products, f"If-None-Match: {etags[products]}\r\n",
                                                              keepalive)
             # Interleaved short rounds, medians: a noisy neighbour then hurts every server alike.
             samples = {name: [] for name in runs}
             for _ in range(args.rounds):
-                for name, (port, headers, keepalive) in runs.items():
-                    samples[name].append(load(port, args.seconds, args.clients, headers, keepalive))
-            rows = {name: (statistics.median(s[0] for s in values), statistics.median(s[1] for s in values))
+                for name, (server, headers, keepalive) in runs.items():
+                    samples[name].append(load(servers[server], ports[server], args.seconds, args.clients, headers,
+                                              keepalive))
+            rows = {name: tuple(statistics.median(sample[i] for sample in values) for i in range(3))
                     for name, values in samples.items()}
         finally:
-            for server in servers:
+            for server in servers.values():
                 stop(server)
-    for name, (rps, p99) in rows.items():
-        print(f"{name:<30} {rps:8.0f} req/s   p99 {p99:6.2f} ms")
+    for name, (rps, p99, cpu) in rows.items():
+        print(f"{name:<30} {rps:8.0f} req/s   p99 {p99:6.2f} ms   server CPU {cpu:6.0f} µs/request")
     for suffix in ("", " keep-alive"):
-        bare_rps = rows[f"bare flask{suffix}"][0]
-        label = suffix.strip() or "new connection per request"
-        print(f"[{label}] ratio medkb/bare (100 products): {rows[f'medkb 100{suffix}'][0] / bare_rps:.2f} "
-              f"(target >= 0.8); 304 revalidation/bare: {rows[f'medkb 100 304{suffix}'][0] / bare_rps:.2f}")
-        print(f"[{label}] ratio 10,000/100 products: "
-              f"{rows[f'medkb 10000{suffix}'][0] / rows[f'medkb 100{suffix}'][0]:.2f} (target >= 0.9); "
-              f"304: {rows[f'medkb 10000 304{suffix}'][0] / rows[f'medkb 100 304{suffix}'][0]:.2f}")
+        bare, medkb, medkb_304 = rows[f"bare flask{suffix}"], rows[f"medkb 100{suffix}"], rows[f"medkb 100 304{suffix}"]
+        large, large_304 = rows[f"medkb 10000{suffix}"], rows[f"medkb 10000 304{suffix}"]
+        print(f"[{suffix.strip() or 'new connection per request'}]")
+        print(f"  medkb/bare (100 products), throughput: {medkb[0] / bare[0]:.2f} (target >= 0.8), "
+              f"CPU per request: {bare[2] / medkb[2]:.2f}; 304 revalidation/bare: {medkb_304[0] / bare[0]:.2f}, "
+              f"CPU {bare[2] / medkb_304[2]:.2f}")
+        print(f"  10,000/100 products, throughput: {large[0] / medkb[0]:.2f} (target >= 0.9), "
+              f"CPU per request: {medkb[2] / large[2]:.2f}; 304: {large_304[0] / medkb_304[0]:.2f}, "
+              f"CPU {medkb_304[2] / large_304[2]:.2f}")
 
 
 if __name__ == "__main__":
