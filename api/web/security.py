@@ -2,6 +2,7 @@
 public delivery only, and problem+json (or no body) where Werkzeug would answer in HTML."""
 import functools
 import json
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -10,7 +11,7 @@ from werkzeug.routing import RequestRedirect
 
 from api.web.smorest import PROBLEM, problem
 
-# Everything but the docs page is data: nothing in it may load, run or be framed.
+# Data (JSON, YAML, text): nothing in it may load, run or be framed.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 # Swagger UI from /docs/assets/, its start-up script from /docs/init.js (no inline script), the
 # spec fetched from this origin. Its React components set element styles through the DOM, which
@@ -58,8 +59,6 @@ def cors_origins(value):
 
 
 def init_app(app):
-    import os
-
     from flask_cors import CORS
 
     app.config.setdefault("MEDKB_CORS_ORIGINS", os.environ.get("MEDKB_CORS_ORIGINS", "*"))
