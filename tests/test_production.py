@@ -79,16 +79,17 @@ def test_ordinary_requests_are_answered_while_200_clients_dribble_their_headers(
 
 def test_well_behaved_clients_keep_their_connection(server):
     connection = http.client.HTTPConnection("127.0.0.1", port_of(server), timeout=10)
+    sockets = []
     try:
         for _ in range(3):
             connection.request("GET", PRODUCT)
             response = connection.getresponse()
             assert response.status == 200 and response.read()
             assert response.getheader("Connection", "").lower() != "close"
-            first = first if _ else connection.sock
-            assert connection.sock is first, "the same socket served every request"
+            sockets.append(connection.sock)
     finally:
         connection.close()
+    assert sockets[0] is sockets[1] is sockets[2], "the same connection served every request"
 
 
 def read_all(sock, limit=65536):
