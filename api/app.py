@@ -3,18 +3,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
 
 from api.knowledge.documents import references
 from api.services.delivery import Delivery
 from api.services.workflow import Editorial
 from api.store.draftmodel import DraftModel
-from api.web.bodies import BodyErrors
-from api.web.safejson import ScriptSafeJSONProvider
 from api.store.keys import KeyStore
 from api.store.readmodel import ReadModel
 from api.store.store import Store
-from api.web import DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED
+from api.web import (DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED, metrics, ratelimits,
+                     security)
+from api.web.bodies import BodyErrors
 from api.web.auth import require_key
 from api.web.caching import finish_response
 from api.web.context import services
@@ -22,9 +23,11 @@ from api.web.converters import register_converters
 from api.web.errors import register_error_handlers
 from api.web.openapi import ContractDocs
 from api.web.paging import add_page_links
+from api.web.safejson import ScriptSafeJSONProvider
 from api.web.smorest import Api
 
 DEFAULT_STORE = "var/medkb"
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 
 
 @dataclass
@@ -43,7 +46,8 @@ def create_app(test_config=None):
     app.json = ScriptSafeJSONProvider(app)
     app.config.from_mapping(
         MEDKB_DB=os.environ.get("MEDKB_DB", DEFAULT_STORE),
-        PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL"),
+        # Absolute URLs in bodies (JSON-LD @id/url) start with this, never with the request's Host.
+        PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL,
         MAX_CONTENT_LENGTH=1024 * 1024,
         # How stale a worker's read model may be (seconds): each checks the store this often.
         MEDKB_CHECK_INTERVAL=0.1,
@@ -95,11 +99,12 @@ def create_app(test_config=None):
 
     app.after_request(add_page_links)
     app.after_request(finish_response)
+    security.init_app(app)
+    ratelimits.init_app(app)
+    metrics.init_app(app)
 
     @app.route("/docs/assets/<path:filename>")
     def docs_assets(filename):
-        import swagger_ui_bundle
-
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
 
     return app

@@ -1,4 +1,6 @@
-"""`medkb serve`: gunicorn workers as real processes, each seeing every publish within a second."""
+"""`medkb serve`: granian workers as real processes, each seeing every publish within a second."""
+# Headers stay http.client messages, which compare names case-insensitively as RFC 9110 says:
+# granian (hyper) sends them in lower case, as HTTP/2 requires.
 import json
 import os
 import signal
@@ -26,9 +28,9 @@ def get(url, headers=None):
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
+        return error.code, error.headers, error.read()
 
 
 @pytest.fixture
@@ -86,9 +88,9 @@ def send(url, method, body, headers):
                                      headers={"Content-Type": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
+            return response.status, response.headers, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read() or b"{}")
+        return error.code, error.headers, json.loads(error.read() or b"{}")
 
 
 def race(count, call):

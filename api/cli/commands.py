@@ -20,6 +20,7 @@ from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStore, KeyStoreError
 from api.store.storage import StoreCorrupt
 from api.store.store import Store, StoreError
+from api.web.metrics import SCHEDULED_PUBLISHES
 
 
 def fail(message):
@@ -221,16 +222,24 @@ def run_scheduler(stop, interval=1.0):
     webhooks = webhook_service(editorial.store)
     while not stop.is_set():
         for change in editorial.publish_due():
+            SCHEDULED_PUBLISHES.inc()
             click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
         webhooks.tick()
         stop.wait(interval)
     webhooks.close()
 
 
-def start_scheduler(server):
-    # In gunicorn's master process, which lives as long as the server: scheduled publishes fire
-    # even when no request comes in, once, whatever the number of workers.
-    threading.Thread(target=run_scheduler, args=(threading.Event(),), daemon=True, name="scheduler").start()
+def supervise_scheduler(stop):
+    """Keep `run_scheduler` running beside the server until `stop` is set: a failure (a store
+    briefly unreadable, say) is logged and retried rather than silently ending scheduled publishing."""
+    import traceback
+
+    while not stop.is_set():
+        try:
+            run_scheduler(stop)
+        except Exception:  # noqa: BLE001 - anything, logged, then retried
+            click.echo(f"scheduler failed, restarting in 5 s:\n{traceback.format_exc()}", err=True)
+            stop.wait(5)
 
 
 @main.command()
@@ -396,29 +405,97 @@ def openapi(out):
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=max(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(1, 64))
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
-              help="Log every request to standard output (off by default, as in gunicorn).")
-def serve(host, port, workers, access_log):
-    """Serve the API with gunicorn: several worker processes, each with its own read model."""
-    from gunicorn.app.base import BaseApplication
+              help="Log every request to standard output.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.001, 60),
+              envvar="MEDKB_HEADER_TIMEOUT", help="Seconds a client may take to send its request line and headers.")
+@click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(0.001, 3600),
+              envvar="MEDKB_BODY_TIMEOUT", help="Seconds a client may take to send its request body.")
+def serve(host, port, workers, access_log, header_timeout, body_timeout):
+    """Serve the API with granian: several worker processes, each with its own read model.
 
+    The scheduler runs beside them in this process; SIGTERM or SIGINT stops everything cleanly.
+    """
+    import multiprocessing
+    import shutil
+    import tempfile
+    import threading
 
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
+    from granian.server import Server
 
     open_store()  # fail here, in one clear line, rather than in every worker
     webhook_service()  # and a malformed MEDKB_WEBHOOK_* setting too
+    check_serve_settings()
+    check_address(host, port)
+    # The workers build their app from the environment.
+    os.environ.update(MEDKB_DB=str(store_path()), MEDKB_BODY_TIMEOUT=str(body_timeout))
+    # This run's own folder: shared rate-limit counters and, unless configured, metric files.
+    runtime = Path(tempfile.mkdtemp(prefix="medkb-serve-"))
+    os.environ.setdefault("MEDKB_RATE_LIMIT_STORAGE", f"medkb-sqlite://{runtime / 'ratelimits.sqlite'}")
+    metrics_dir = prepare_metrics_dir(runtime / "metrics")
+    # Workers start from a fresh interpreter rather than a fork of this one, which runs the
+    # scheduler thread: a fork would copy any lock that thread held at that instant.
+    multiprocessing.set_start_method("spawn", force=True)
+    server = Server("api.asgi:create_asgi_app", address=host, port=port, interface=Interfaces.ASGINL, factory=True,
+                    workers=workers, http=HTTPModes.http1, websockets=False, log_access=access_log,
+                    http1_settings=HTTP1Settings(header_read_timeout=round(header_timeout * 1000), keep_alive=True),
+                    respawn_failed_workers=True, workers_kill_timeout=10)
+    stop = threading.Event()
+    scheduler = threading.Thread(target=supervise_scheduler, args=(stop,), daemon=True, name="scheduler")
+    server.on_startup(scheduler.start)
+    server.on_shutdown(stop.set)
+    click.echo(f"medkb serving {store_path()} on http://{host}:{port} with {workers} workers "
+               f"(metrics in {metrics_dir})", err=True)
+    try:
+        server.serve()
+    except RuntimeError as error:  # granian's start-up failures; its message may carry a Rust backtrace
+        fail(f"medkb serve on {host}:{port}: {str(error).splitlines()[0]}")
+    finally:
+        if scheduler.is_alive():
+            scheduler.join(timeout=10)
+        shutil.rmtree(runtime, ignore_errors=True)
 
-    class Server(BaseApplication):
-        def load_config(self):
-            self.cfg.set("when_ready", start_scheduler)
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            if access_log:
-                self.cfg.set("accesslog", "-")
 
-        def load(self):
-            return create_app({"MEDKB_DB": str(store_path())})
+def check_address(host, port):
+    """One clear line if the address cannot be listened on (granian would print a traceback)."""
+    import socket
 
-    click.echo(f"medkb serving {store_path()} on http://{host}:{port} with {workers} workers", err=True)
-    Server().run()
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        fail(f"medkb serve: cannot listen on {host}:{port}: {error.strerror or error}")
+
+
+def check_serve_settings():
+    """The settings each worker reads from the environment, checked once here: a mistake is one
+    line at start-up rather than a traceback in every worker."""
+    from urllib.parse import urlsplit
+
+    from api.web.ratelimits import parse_limits
+
+    for name in ("MEDKB_RATE_LIMIT_PUBLIC", "MEDKB_RATE_LIMIT_EDITORIAL"):
+        try:
+            parse_limits(name, os.environ.get(name) or "off")
+        except ValueError as error:
+            fail(str(error))
+    base_url = os.environ.get("MEDKB_PUBLIC_BASE_URL")
+    if base_url and not (urlsplit(base_url).scheme in ("http", "https") and urlsplit(base_url).netloc):
+        fail(f"MEDKB_PUBLIC_BASE_URL: {base_url!r} is not an absolute http(s) URL such as https://medkb.example.org")
+
+
+def prepare_metrics_dir(default):
+    """prometheus-client's multiprocess folder, PROMETHEUS_MULTIPROC_DIR or `default`: emptied of
+    metric files at start, so no earlier run's counts linger."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or default)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 import orjson
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 
 from api.services.delivery import body_tag
@@ -31,7 +31,7 @@ class ArticleJsonLd(MethodView):
             found = service.model.get(type_name, id_)
             return found.document if found else None
 
-        base_url = current_app.config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
+        base_url = current_app.config["PUBLIC_BASE_URL"].rstrip("/")  # configured, never the request's Host
         body = article_jsonld(entry.document, lookup, base_url)
         # The tag is the body's own hash: identical bytes, identical tag, on every worker.
         body = orjson.dumps(body)
