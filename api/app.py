@@ -82,6 +82,10 @@ def create_app(test_config=None):
 
     app.after_request(finish_response)
 
+    from api.web.console import bp as console  # HTML pages, not part of the OpenAPI contract
+
+    app.register_blueprint(console)
+
     @app.route("/docs/assets/<path:filename>")
     def docs_assets(filename):
         import swagger_ui_bundle
