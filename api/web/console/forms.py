@@ -90,8 +90,11 @@ def specs_for(type_name):
     if type_name not in _SPECS:
         schema = DOCUMENT_SCHEMAS[type_name]()
         references = _reference_targets(type_name)
-        _SPECS[type_name] = [_spec(name, f, references, name) for name, f in schema.fields.items()
-                             if name not in ENVELOPE]
+        specs = [_spec(name, f, references, name) for name, f in schema.fields.items() if name not in ENVELOPE]
+        # What patients read comes first, in the schema's order; ids, numbers and dates after it.
+        title = TITLE_FIELDS[type_name]
+        _SPECS[type_name] = sorted(specs, key=lambda spec: (
+            0 if spec.name == title else 1 if spec.kind in ("markdown", "text", "object", "list") else 2))
     return _SPECS[type_name]
 
 

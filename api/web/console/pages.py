@@ -17,7 +17,9 @@ from .forms import (CITED_FIELD, FormErrors, apply_op, by_field, document_from_f
 from .text import field_diff, markdown
 
 PAGE_SIZE = 50
-RECENT = 10
+RECENT = 6
+# The queue each role works from, shown first.
+OWN_QUEUE = {"author": "drafts", "reviewer": "review", "publisher": "approved", "admin": "review"}
 ACTION_LABELS = {"submit": "Submit for review", "approve": "Approve", "request_changes": "Request changes",
                  "publish": "Publish", "unpublish": "Unpublish", "archive": "Archive", "restore": "Restore"}
 
@@ -108,6 +110,7 @@ def queues():
         ("published", "Recently published", "The last documents published.",
          sorted((r for r in rows if r["state"] == PUBLISHED), key=lambda r: -r["publication_seq"])[:RECENT]),
     ]
+    lists.sort(key=lambda entry: entry[0] != OWN_QUEUE[g.key.role])
     found = [r for r in rows if (status is None or r["state"] == status)
              and (not query or query.casefold() in r["title"].casefold() or query.casefold() in r["id"])]
     try:
@@ -174,7 +177,8 @@ def _actions(state, head):
     """The steps this person's role may take from the current state, with why one is unavailable."""
     current = state_of(state)
     actions = []
-    for action in allowed_from(current):
+    # In the order of the workflow, so the usual next step comes first and archive comes last.
+    for action in sorted(allowed_from(current), key=list(ACTION_LABELS).index):
         if action == "restore" or g.key.role not in TRANSITIONS[action].roles:
             continue
         reason = None

@@ -20,7 +20,8 @@ def markdown(text):
     return Markup(_markdown.render(text))
 
 
-_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+# A word with the space after it: a run of changed words then reads as one marked phrase.
+_TOKEN = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
 
 
 def word_diff(old, new):
