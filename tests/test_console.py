@@ -356,3 +356,42 @@ def test_form_paths_cover_every_field_of_every_type():
     assert apply_op(document, "down:steps.0") and [s["title"] for s in document["steps"]] == ["b", "a"]
     assert [s["position"] for s in document["steps"]] == [1, 2]
     assert not apply_op(document, "down:steps.1") and not apply_op(document, "drop:steps")
+
+
+def test_an_expired_session_is_refused_and_removed(tmp_path):
+    import datetime
+    import os
+
+    from api.store.keys import ApiKey
+    from api.store.sessions import SessionStore
+
+    key = ApiKey(id="k_00000001", name="ann", role="author", created_at="", revoked_at=None)
+    expired = SessionStore(tmp_path, lifetime=datetime.timedelta(0))
+    session_id, _ = expired.create(key)
+    assert expired.get(session_id) is None and list(tmp_path.glob("*.json")) == []
+    live = SessionStore(tmp_path)
+    kept, _ = live.create(key)
+    abandoned, _ = live.create(key)
+    old = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)).timestamp()
+    os.utime(live._path(abandoned), (old, old))
+    live.prune()
+    assert live.get(kept).name == "ann" and not live._path(abandoned).exists()
+    for bad in (None, "", "../../etc/passwd", "a" * 43 + "/", kept + "x"):
+        assert live.get(bad) is None
+
+
+def test_publishing_at_a_time_schedules_it(app, keys, content_db):
+    import datetime
+
+    ann, rita, paul = (signed_in(app, keys[name]) for name in ("ann", "rita", "paul"))
+    form = Forms(ann.get(f"{FAQ}/edit").text).form("/edit")[1]
+    ann.post(f"{FAQ}/edit", data={**form, "question": "How does Hemgenix work, in short?", "op": "save"})
+    ann.post(f"{FAQ}/actions", data=Forms(ann.get(FAQ).text).form("/actions", action="submit")[1])
+    rita.post(f"{FAQ}/actions", data=Forms(rita.get(FAQ).text).form("/actions", action="approve")[1])
+    when = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    form = Forms(paul.get(FAQ).text).form("/actions", action="publish")[1]
+    assert paul.post(f"{FAQ}/actions", data={**form, "publish_at": when}).status_code == 303
+    queues = paul.get("/console/").text
+    scheduled = queues.split('id="queue-scheduled"', 1)[1].split("</section>", 1)[0]
+    assert "How does Hemgenix work, in short?" in scheduled and when in scheduled
+    assert editorial_state(content_db) == "approved"

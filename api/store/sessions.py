@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import os
 import re
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import orjson
+
 from api.store.files import atomic_write
 from api.store.storage import StoreCorrupt, read_json_file
 
-import orjson
-
 LIFETIME = datetime.timedelta(hours=8)
+PRUNE_BATCH = 50
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # token_urlsafe(32)
 
 
@@ -55,7 +57,24 @@ class SessionStore:
         expires = datetime.datetime.now(datetime.UTC) + self.lifetime
         session = Session(key.id, key.name, key.role, secrets.token_urlsafe(32), _utc(expires))
         atomic_write(self._path(session_id), orjson.dumps(asdict(session)))
+        self.prune()
         return session_id, session
+
+    def prune(self, limit=PRUNE_BATCH):
+        """Remove up to `limit` sessions past their lifetime (a session file is written once, so its
+        mtime is its start). Bounded work per sign-in: abandoned sessions go away a few at a time."""
+        cutoff = datetime.datetime.now(datetime.UTC).timestamp() - self.lifetime.total_seconds()
+        try:
+            entries = os.scandir(self.folder)
+        except FileNotFoundError:
+            return
+        with entries:
+            for _, entry in zip(range(limit), entries):
+                try:
+                    if entry.name.endswith(".json") and entry.stat().st_mtime < cutoff:
+                        self._remove(Path(entry.path))
+                except FileNotFoundError:
+                    continue
 
     def get(self, session_id) -> Session | None:
         """The live session with this id; None for unknown, malformed or expired ids."""

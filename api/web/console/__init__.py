@@ -49,7 +49,8 @@ def _authenticate():
             session = None
     g.console_session = session
     if request.method == "POST":
-        expected = session.csrf if session else request.cookies.get(SIGN_IN_COOKIE)
+        expected = request.cookies.get(SIGN_IN_COOKIE) if request.endpoint == "console.sign_in" else \
+            session.csrf if session else None
         sent = request.form.get("csrf", "")
         if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
             raise Forbidden("This form did not carry a valid security token (it may be from an old page, "

@@ -208,8 +208,9 @@ def _spec_at(type_name, parts):
 
 
 def _container(document, parts, create):
+    """The value at a path; with create, a missing list at the end of it starts empty."""
     node = document
-    for part in parts:
+    for depth, part in enumerate(parts, start=1):
         key = int(part) if part.isdigit() else part
         if isinstance(node, list):
             if not isinstance(key, int) or key >= len(node):
@@ -217,7 +218,7 @@ def _container(document, parts, create):
             node = node[key]
         elif isinstance(node, dict):
             if key not in node:
-                if not create:
+                if not (create and depth == len(parts)):
                     return None
                 node[key] = []
             node = node[key]

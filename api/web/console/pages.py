@@ -280,7 +280,7 @@ def act(type_name, id_):
 
 
 def _edit_page(type_name, id_, document, revision, status=200, problem=None, stale=None, preview=False):
-    findings = editorial().lint(document) if preview else []
+    findings = editorial().lint(document)
     state, _ = _load(type_name, id_)
     return render_template(
         "console/edit.html", document=document, summary=editorial().summary(state), revision=revision, title=title_of(document) or id_,
