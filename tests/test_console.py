@@ -239,7 +239,7 @@ def test_comparison_is_word_level_for_prose_and_field_level_for_structure():
            "citations": [{"source": "a"}, {"source": "b"}]}
     changes = {c["field"]: c for c in field_diff(old, new)}
     assert set(changes) == {"answer", "position", "citations.1.source"}
-    assert ("added", "then ") in changes["answer"]["words"]
+    assert ("added", " then") in changes["answer"]["words"]
     assert changes["position"]["words"] is None and changes["citations.1.source"]["change"] == "added"
     assert word_diff("a b", "a b") == [("same", "a b")]
 

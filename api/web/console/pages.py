@@ -281,9 +281,10 @@ def act(type_name, id_):
 
 def _edit_page(type_name, id_, document, revision, status=200, problem=None, stale=None, preview=False):
     findings = editorial().lint(document)
-    state, _ = _load(type_name, id_)
+    state, head = _load(type_name, id_)
     return render_template(
-        "console/edit.html", document=document, summary=editorial().summary(state), revision=revision, title=title_of(document) or id_,
+        "console/edit.html", document=document, summary=editorial().summary(state), revision=revision,
+        title=title_of(head.content) or id_,
         type_name=type_name, id_=id_, specs=specs_for(type_name), choices=_references(type_name),
         errors=(problem or {}).get("fields", {}), problem=problem, stale=stale, preview=preview, findings=findings,
         findings_at=by_field((f["field"], f) for f in findings), sources=_sources_cited(document),

@@ -20,8 +20,8 @@ def markdown(text):
     return Markup(_markdown.render(text))
 
 
-# A word with the space after it: a run of changed words then reads as one marked phrase.
-_TOKEN = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
+# A word with the space before it: a run of changed words then reads as one marked phrase.
+_TOKEN = re.compile(r"\s*\w+|\s*[^\w\s]|\s+")
 
 
 def word_diff(old, new):
