@@ -274,21 +274,3 @@ def by_field(pairs):
     for path, message in pairs:
         found.setdefault(path or "_document", []).append(message)
     return found
-
-
-def form_paths(document):
-    """Every field path the edit form shows an input or a list for."""
-    paths = set()
-
-    def walk(spec, value, path):
-        paths.add(path)
-        if spec.kind == "object":
-            for child in spec.children:
-                walk(child, value.get(child.name) if isinstance(value, dict) else None, f"{path}.{child.name}")
-        elif spec.kind == "list" and isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(spec.item, item, f"{path}.{index}")
-
-    for spec in specs_for(document["type"]):
-        walk(spec, document.get(spec.name), spec.name)
-    return paths

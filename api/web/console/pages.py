@@ -12,8 +12,7 @@ from api.store.store import Conflict, InvalidDocument, StoreError
 from api.store.store import NotFound as DocumentNotFound
 
 from . import bp
-from .forms import (CITED_FIELD, FormErrors, apply_op, by_field, document_from_form, form_paths, specs_for,
-                    title_of)
+from .forms import CITED_FIELD, FormErrors, apply_op, by_field, document_from_form, specs_for, title_of
 from .text import field_diff, markdown
 
 PAGE_SIZE = 50
@@ -288,7 +287,7 @@ def _edit_page(type_name, id_, document, revision, status=200, problem=None, sta
         type_name=type_name, id_=id_, specs=specs_for(type_name), choices=_references(type_name),
         errors=(problem or {}).get("fields", {}), problem=problem, stale=stale, preview=preview, findings=findings,
         findings_at=by_field((f["field"], f) for f in findings), sources=_sources_cited(document),
-        cited_field=CITED_FIELD.get(type_name), paths=form_paths(document),
+        cited_field=CITED_FIELD.get(type_name),
         message=request.form.get("message", "")), status
 
 
@@ -317,14 +316,12 @@ def edit(type_name, id_):
             return _edit_page(type_name, id_, draft, base, 400, problem={"message": "That button does nothing here.",
                                                                          "fields": {}})
         return _edit_page(type_name, id_, draft, base, preview=op == "preview")
-    if base != head.revision:
-        # Someone saved since this form was rendered: keep both edits visible; saving again is a choice.
-        stale = _stale(type_name, id_, base, None, head, state)
-        return _edit_page(type_name, id_, draft, head.revision, 409, stale=stale)
     message = request.form.get("message", "").strip()
     try:
         written = editorial().replace(type_name, id_, draft, base, g.key, message=message)
     except Conflict:
+        # Someone saved since this form was rendered: show what they changed and keep this person's
+        # edits in the form, based on the new revision, so saving again is a deliberate choice.
         state, head = _load(type_name, id_)
         return _edit_page(type_name, id_, draft, head.revision, 409, stale=_stale(type_name, id_, base, None, head, state))
     except (WorkflowError, StoreError) as error:
