@@ -395,3 +395,36 @@ def test_publishing_at_a_time_schedules_it(app, keys, content_db):
     scheduled = queues.split('id="queue-scheduled"', 1)[1].split("</section>", 1)[0]
     assert "How does Hemgenix work, in short?" in scheduled and when in scheduled
     assert editorial_state(content_db) == "approved"
+
+
+class Controls(html.parser.HTMLParser):
+    """Element ids, label targets and the ids of visible form controls on a page."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.ids, self.labels, self.controls = [], set(), []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if attrs.get("id"):
+            self.ids.append(attrs["id"])
+        if tag == "label" and attrs.get("for"):
+            self.labels.add(attrs["for"])
+        if tag in ("input", "select", "textarea") and attrs.get("type") != "hidden" and not attrs.get("aria-label"):
+            self.controls.append(attrs.get("id") or attrs.get("name"))
+
+
+def test_every_page_has_unique_ids_and_a_label_on_every_control(ann, content_db):
+    pages = []
+    for type_name, id_ in Store(content_db).keys():
+        base = f"/console/documents/{type_name}/{id_}"
+        form = Forms(ann.get(f"{base}/edit").text).form("/edit")[1]
+        pages += [ann.get(base).text, ann.get(f"{base}/edit").text, ann.get(f"{base}/history").text,
+                  ann.post(f"{base}/edit", data={**form, "op": "preview"}).text]
+    pages += [ann.get("/console/").text, ann.get("/console/sign-in?next=/console/").text]
+    for page in pages:
+        found = Controls(page)
+        duplicated = {name for name in found.ids if found.ids.count(name) > 1}
+        assert not duplicated
+        assert [control for control in found.controls if control not in found.labels] == []
