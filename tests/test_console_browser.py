@@ -329,7 +329,8 @@ def test_review_works_by_keyboard_alone(browser, site):
     try:
         page = context.new_page()
         page.goto(f"{base}/console/documents/product/idelvion")
-        page.keyboard.type(keys["ada"])  # the key field has focus when the page opens
+        expect(page.locator("#key")).to_be_focused()  # the key field takes focus when the page opens
+        page.keyboard.type(keys["ada"])
         page.keyboard.press("Enter")
         expect(page.locator("h1")).to_have_text("Idelvion")
         page.keyboard.press("Tab")
