@@ -428,3 +428,14 @@ def test_every_page_has_unique_ids_and_a_label_on_every_control(ann, content_db)
         duplicated = {name for name in found.ids if found.ids.count(name) > 1}
         assert not duplicated
         assert [control for control in found.controls if control not in found.labels] == []
+
+
+def test_queues_follow_commits_made_by_other_processes(rita, content_db):
+    before = rita.get("/console/?q=from+elsewhere").text
+    assert "0 documents" in before
+    store = Store(content_db)  # another writer, as a CLI import or another worker would be
+    head = store.head("faq", "hemgenix-what-is-the-padua-variant")
+    store.write({**head.content, "question": "Written from elsewhere?"}, expected_revision=head.revision,
+                actor="import", publish=True)
+    after = rita.get("/console/?q=from+elsewhere").text
+    assert "Written from elsewhere?" in after and "1 document" in after

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 
 from api.store.sessions import LIFETIME, SessionStore
+from api.store.workingset import WorkingSetModel
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 
@@ -23,12 +24,17 @@ PUBLIC_ENDPOINTS = ("console.sign_in", "console.static")
 
 
 @bp.record_once
-def _open_sessions(state):
+def _open(state):
     state.app.extensions["medkb.console_sessions"] = SessionStore(Path(state.app.config["MEDKB_DB"]) / "console-sessions")
+    state.app.extensions["medkb.console_working_set"] = WorkingSetModel(state.app.extensions["medkb"].store)
 
 
 def sessions():
     return current_app.extensions["medkb.console_sessions"]
+
+
+def working_set():
+    return current_app.extensions["medkb.console_working_set"]
 
 
 def _active_key(key_id):

@@ -11,7 +11,7 @@ from api.services.workflow import (APPROVED, DRAFT, IN_REVIEW, PUBLISHED, STATES
 from api.store.store import Conflict, InvalidDocument, StoreError
 from api.store.store import NotFound as DocumentNotFound
 
-from . import bp
+from . import bp, working_set
 from .forms import CITED_FIELD, FormErrors, apply_op, by_field, document_from_form, specs_for, title_of
 from .text import field_diff, markdown
 
@@ -73,14 +73,8 @@ def refusal(error):
 
 
 def _rows(type_name=None):
-    rows = []
-    for summary in editorial().working_set(type_name):
-        state, head = editorial().head(summary["type"], summary["id"])
-        if head.deleted:
-            continue
-        rows.append({**summary, "title": title_of(head.content), "author": head.actor, "at": head.at,
-                     "publication_seq": state.publication_seq})
-    return rows
+    return [{**editorial().summary(state), "title": title_of(head.content), "author": head.actor, "at": head.at,
+             "publication_seq": state.publication_seq} for state, head in working_set().entries(type_name)]
 
 
 @bp.route("/")
@@ -163,11 +157,7 @@ def _references(type_name):
         walk(spec)
     choices = {}
     for target in targets:
-        options = []
-        for summary in editorial().working_set(target):
-            head = editorial().lookup_head(target, summary["id"])
-            if head is not None:
-                options.append((summary["id"], title_of(head)))
+        options = [(state.id, title_of(head.content)) for state, head in working_set().entries(target)]
         choices[target] = sorted(options, key=lambda option: option[1].casefold())
     return choices
 
