@@ -302,6 +302,11 @@ def test_malformed_forms_get_a_clear_answer_never_a_500(ann, form):
     assert 200 <= response.status_code < 500 and response.status_code != 303
 
 
+def test_a_body_over_the_size_limit_gets_an_html_413(ann):
+    response = ann.post(f"{FAQ}/edit", data={"answer": "x" * (1024 * 1024 + 1)})
+    assert response.status_code == 413 and response.mimetype == "text/html"
+
+
 def test_a_reviewer_is_offered_no_edit_and_the_service_refuses_one(rita, content_db):
     page = rita.get(FAQ).text
     assert f'href="{FAQ}/edit"' not in page

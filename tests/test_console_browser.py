@@ -137,6 +137,8 @@ def test_review_story_from_draft_to_the_public_api(people, site):
     expect(ann.page.locator(".alert.success")).to_contain_text("Saved as revision 2")
     ann.act("Submit for review")
     expect(state_of(ann.page)).to_have_text("in review")
+    expect(ann.page.locator("form.action-approve button")).to_be_disabled()
+    expect(ann.page.locator("#why-approve")).to_contain_text("you are signed in as author")
 
     rita = people("rita")
     queue = rita.page.locator("#queue-review")

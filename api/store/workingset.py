@@ -1,5 +1,8 @@
 """Every live document's pointers and head revision, in memory: what editorial queues list.
 
+Each document is kept as `describe(state, head)`, worked out once per change to it, so a page
+listing thousands of documents builds nothing per document per request.
+
 Built on first use with one read per document (as ReadModel is at start-up); after that, each
 `refresh()` is one stat() of head.json when nothing moved, and otherwise re-reads only the
 documents named by the changes since (any process's commits). So listing queues costs no file
@@ -8,11 +11,16 @@ reads however large the store is.
 import threading
 
 
+def _pair(state, head):
+    return state, head
+
+
 class WorkingSetModel:
-    def __init__(self, store):
+    def __init__(self, store, describe=_pair):
         self.store = store
+        self.describe = describe
         self._lock = threading.Lock()
-        self._entries = None  # {(type, id): (DocumentState, head Revision)}
+        self._entries = None  # {(type, id): describe(DocumentState, head Revision)}
         self._ordered = None
         self._stamp = None
         self.seq = 0
@@ -25,8 +33,8 @@ class WorkingSetModel:
             if self._entries is None:
                 # Stamp and number first: a commit landing during the scan is replayed next time.
                 self._stamp, self.seq = stamp, self.store.last_seq()
-                self._entries = {(state.type, state.id): (state, head) for state, head, _ in self.store.entries()
-                                 if not head.deleted}
+                self._entries = {(state.type, state.id): self.describe(state, head)
+                                 for state, head, _ in self.store.entries() if not head.deleted}
                 return
             if stamp == self._stamp:
                 return
@@ -36,14 +44,14 @@ class WorkingSetModel:
                 if state is None or head is None or head.deleted:
                     self._entries.pop(key, None)
                 else:
-                    self._entries[key] = (state, head)
+                    self._entries[key] = self.describe(state, head)
             if changes:
                 self.seq = changes[-1].seq
                 self._ordered = None
             self._stamp = stamp
 
     def entries(self, type_name=None):
-        """(state, head revision) of every live document, or of one type, ordered by type and id."""
+        """What `describe` made of every live document, or of one type, ordered by type and id."""
         self.refresh()
         ordered = self._ordered
         if ordered is None:

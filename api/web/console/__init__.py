@@ -26,7 +26,10 @@ PUBLIC_ENDPOINTS = ("console.sign_in", "console.static")
 @bp.record_once
 def _open(state):
     state.app.extensions["medkb.console_sessions"] = SessionStore(Path(state.app.config["MEDKB_DB"]) / "console-sessions")
-    state.app.extensions["medkb.console_working_set"] = WorkingSetModel(state.app.extensions["medkb"].store)
+    from .pages import queue_row
+
+    state.app.extensions["medkb.console_working_set"] = WorkingSetModel(state.app.extensions["medkb"].store,
+                                                                        queue_row(state.app.extensions["medkb"].editorial))
 
 
 def sessions():

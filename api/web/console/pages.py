@@ -1,5 +1,6 @@
 """Console pages: queues, a document as patients read it, editing, actions, history."""
 import datetime
+import heapq
 
 from flask import current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import NotFound
@@ -72,9 +73,13 @@ def refusal(error):
 # --- queues -------------------------------------------------------------------
 
 
-def _rows(type_name=None):
-    return [{**editorial().summary(state), "title": title_of(head.content), "author": head.actor, "at": head.at,
-             "publication_seq": state.publication_seq} for state, head in working_set().entries(type_name)]
+def queue_row(service):
+    """How the working set keeps each document: what the queues show and filter on."""
+    def describe(state, head):
+        return {**service.summary(state), "title": title_of(head.content), "author": head.actor, "at": head.at,
+                "publication_seq": state.publication_seq}
+
+    return describe
 
 
 @bp.route("/")
@@ -89,7 +94,7 @@ def queues():
     if status and status not in STATES:
         problems.append(f"There is no status '{status}'.")
         status = None
-    rows = _rows(type_name)
+    rows = working_set().entries(type_name)
     me = g.key.name
     lists = [
         ("review", "Waiting for my review", "In review, written by someone else.",
@@ -101,7 +106,7 @@ def queues():
         ("scheduled", "Scheduled", "Approved, to be published at a set time.",
          sorted((r for r in rows if r["state"] == APPROVED and r["publish_at"]), key=lambda r: r["publish_at"])),
         ("published", "Recently published", "The last documents published.",
-         sorted((r for r in rows if r["state"] == PUBLISHED), key=lambda r: -r["publication_seq"])[:RECENT]),
+         heapq.nlargest(RECENT, (r for r in rows if r["state"] == PUBLISHED), key=lambda r: r["publication_seq"])),
     ]
     lists.sort(key=lambda entry: entry[0] != OWN_QUEUE[g.key.role])
     found = [r for r in rows if (status is None or r["state"] == status)
@@ -157,7 +162,7 @@ def _references(type_name):
         walk(spec)
     choices = {}
     for target in targets:
-        options = [(state.id, title_of(head.content)) for state, head in working_set().entries(target)]
+        options = [(row["id"], row["title"]) for row in working_set().entries(target)]
         choices[target] = sorted(options, key=lambda option: option[1].casefold())
     return choices
 
@@ -168,11 +173,14 @@ def _actions(state, head):
     actions = []
     # In the order of the workflow, so the usual next step comes first and archive comes last.
     for action in sorted(allowed_from(current), key=list(ACTION_LABELS).index):
-        if action == "restore" or g.key.role not in TRANSITIONS[action].roles:
-            continue
+        permitted = g.key.role in TRANSITIONS[action].roles
         reason = None
         if action == "approve" and head.actor == g.key.name:
             reason = "You wrote this revision: another reviewer must approve it."
+        elif action == "approve" and not permitted:
+            reason = f"A reviewer approves this revision; you are signed in as {g.key.role}."
+        elif action == "restore" or not permitted:
+            continue  # restore is offered per revision, on the history page
         actions.append({"name": action, "label": ACTION_LABELS[action], "disabled_reason": reason})
     return actions
 
