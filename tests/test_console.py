@@ -302,6 +302,18 @@ def test_malformed_forms_get_a_clear_answer_never_a_500(ann, form):
     assert 200 <= response.status_code < 500 and response.status_code != 303
 
 
+def test_approve_is_shown_disabled_with_the_reason_to_whoever_may_not_approve(app, keys, ann):
+    form = Forms(ann.get(f"{FAQ}/edit").text).form("/edit")[1]
+    ann.post(f"{FAQ}/edit", data={**form, "question": "How does Hemgenix work, briefly?", "op": "save"})
+    ann.post(f"{FAQ}/actions", data=Forms(ann.get(FAQ).text).form("/actions", action="submit")[1])
+    assert "You wrote this revision" in ann.get(FAQ).text
+    abe = signed_in(app, keys["abe"]).get(FAQ).text
+    assert "A reviewer approves this revision; you are signed in as author." in abe
+    assert re.search(r"<button type=\"submit\" disabled[^>]*>Approve</button>", abe)
+    rita = signed_in(app, keys["rita"]).get(FAQ).text
+    assert re.search(r"<button type=\"submit\" class=\"primary\">Approve</button>", rita)
+
+
 def test_a_body_over_the_size_limit_gets_an_html_413(ann):
     response = ann.post(f"{FAQ}/edit", data={"answer": "x" * (1024 * 1024 + 1)})
     assert response.status_code == 413 and response.mimetype == "text/html"

@@ -138,7 +138,7 @@ def test_review_story_from_draft_to_the_public_api(people, site):
     ann.act("Submit for review")
     expect(state_of(ann.page)).to_have_text("in review")
     expect(ann.page.locator("form.action-approve button")).to_be_disabled()
-    expect(ann.page.locator("#why-approve")).to_contain_text("you are signed in as author")
+    expect(ann.page.locator("#why-approve")).to_contain_text("You wrote this revision")
 
     rita = people("rita")
     queue = rita.page.locator("#queue-review")
@@ -204,7 +204,7 @@ def test_a_reviewer_cannot_approve_their_own_revision(people):
     ada.act("Submit for review")
     approve = ada.page.locator("form.action-approve button")
     expect(approve).to_be_disabled()
-    expect(ada.page.locator("#why-approve")).to_have_text("You wrote this revision: another reviewer must approve it.")
+    expect(ada.page.locator("#why-approve")).to_have_text("You wrote this revision: a reviewer other than you must approve it.")
     ada.shot("08-own-revision")
     # A page is no defence: post the form anyway, and the workflow service refuses it.
     approve.evaluate("button => { button.disabled = false }")

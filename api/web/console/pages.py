@@ -176,7 +176,7 @@ def _actions(state, head):
         permitted = g.key.role in TRANSITIONS[action].roles
         reason = None
         if action == "approve" and head.actor == g.key.name:
-            reason = "You wrote this revision: another reviewer must approve it."
+            reason = "You wrote this revision: a reviewer other than you must approve it."
         elif action == "approve" and not permitted:
             reason = f"A reviewer approves this revision; you are signed in as {g.key.role}."
         elif action == "restore" or not permitted:
