@@ -293,8 +293,10 @@ def test_invalid_edits_are_shown_at_the_field_and_not_saved(ann, content_db, fie
     assert Store(content_db).head("faq", "hemgenix-how-does-it-work").revision == 1
 
 
-@pytest.mark.parametrize("form", [{"steps.__n": "lots"}, {"revision": "x"}, {"op": "remove:steps.99"},
-                                  {"op": "add:nothing"}, {"tags": "x" * 10}])
+@pytest.mark.parametrize("form", [{"steps.__n": "lots"}, {"steps.__n": "100000"}, {"revision": "x"},
+                                  {"revision": "-1"}, {"revision": "9" * 30}, {"op": "remove:steps.99"},
+                                  {"op": "add:nothing"}, {"op": "up:steps"}, {"op": "add:steps.0.title"},
+                                  {"steps.0.position": "x"}, {"tags": "x" * 10}])
 def test_malformed_forms_get_a_clear_answer_never_a_500(ann, form):
     path = "/console/documents/mechanism/hemgenix-mechanism/edit"
     fields = Forms(ann.get(path).text).form("/edit")[1]

@@ -55,6 +55,10 @@ def _load(type_name, id_):
         raise NotFound(f"{type_name}/{id_} does not exist.") from None
 
 
+def plain(message):
+    return {"message": message, "fields": {}, "findings": []}
+
+
 def refusal(error):
     """What a service's refusal means to the person at the form: a message, and messages by field."""
     if isinstance(error, WorkflowError):
@@ -67,7 +71,7 @@ def refusal(error):
     if isinstance(error, FormErrors):
         return {"message": "Some inputs could not be read; see the messages at each field.",
                 "fields": by_field(error.errors), "findings": []}
-    return {"message": str(error), "fields": {}, "findings": []}
+    return plain(str(error))
 
 
 # --- queues -------------------------------------------------------------------
@@ -207,7 +211,7 @@ def _document_page(type_name, id_, status=200, notice=None, problem=None, stale=
 @bp.route("/documents/<type_name>/<id_>")
 def document(type_name, id_):
     notice = None
-    if request.args.get("saved"):
+    if request.args.get("saved", "").isdigit():
         notice = f"Saved as revision {request.args['saved']}: a new draft."
     elif request.args.get("done") in ACTION_LABELS:
         notice = f"Done: {ACTION_LABELS[request.args['done']].lower()}."
@@ -238,8 +242,7 @@ def act(type_name, id_):
     state, head = _load(type_name, id_)
     action = request.form.get("action", "")
     if action not in TRANSITIONS:
-        return _document_page(type_name, id_, 400, problem={"message": f"There is no action '{action}'.",
-                                                            "fields": {}, "findings": []})
+        return _document_page(type_name, id_, 400, problem=plain(f"There is no action '{action}'."))
     seen_revision, seen_state = _form_revision(), request.form.get("state")
     if request.form.get("etag") != content_etag(head) or seen_state != state_of(state) or seen_revision is None:
         return _document_page(type_name, id_, 409, stale=_stale(type_name, id_, seen_revision or head.revision,
@@ -253,8 +256,8 @@ def act(type_name, id_):
         if action == "restore":
             restore = int(request.form.get("restore_revision", ""))
     except ValueError:
-        return _document_page(type_name, id_, 400, problem={
-            "message": "The time to publish or the revision to restore is not readable.", "fields": {}, "findings": []})
+        return _document_page(type_name, id_, 400,
+                              problem=plain("The time to publish or the revision to restore is not readable."))
     try:
         editorial().transition(type_name, id_, action, head.revision, g.key, comment=comment, publish_at=publish_at,
                                revision=restore)
@@ -291,19 +294,22 @@ def _edit_page(type_name, id_, document, revision, status=200, problem=None, sta
 
 @bp.route("/documents/<type_name>/<id_>/edit", methods=["GET", "POST"])
 def edit(type_name, id_):
-    state, head = _load(type_name, id_)
+    _, head = _load(type_name, id_)
     if head.deleted:
         raise NotFound(f"{type_name}/{id_} was deleted.")
     if request.method == "GET":
         return _edit_page(type_name, id_, head.content, head.revision)
     base = _form_revision()
     if base is None:
-        return _edit_page(type_name, id_, head.content, head.revision, 400, problem={
-            "message": "The form did not say which revision it edits; your page is out of date.", "fields": {}})
+        return _edit_page(type_name, id_, head.content, head.revision, 400,
+                          problem=plain("The form did not say which revision it edits; your page is out of date."))
     try:
         original = editorial().revision(type_name, id_, base).content
     except DocumentNotFound:
         raise NotFound(f"{type_name}/{id_} has no revision {base}.") from None
+    if original is None:
+        return _edit_page(type_name, id_, head.content, head.revision, 400,
+                          problem=plain(f"Revision {base} is a deletion; there is nothing to edit in it."))
     try:
         draft = document_from_form(original, request.form)
     except FormErrors as error:
@@ -311,8 +317,7 @@ def edit(type_name, id_):
     op = request.form.get("op", "preview")
     if op != "save":
         if op != "preview" and not apply_op(draft, op):
-            return _edit_page(type_name, id_, draft, base, 400, problem={"message": "That button does nothing here.",
-                                                                         "fields": {}})
+            return _edit_page(type_name, id_, draft, base, 400, problem=plain("That button does nothing here."))
         return _edit_page(type_name, id_, draft, base, preview=op == "preview")
     message = request.form.get("message", "").strip()
     try:
