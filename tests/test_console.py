@@ -458,3 +458,34 @@ def test_queues_follow_commits_made_by_other_processes(rita, content_db):
                 actor="import", publish=True)
     after = rita.get("/console/?q=from+elsewhere").text
     assert "Written from elsewhere?" in after and "1 document" in after
+
+
+def test_an_articles_faqs_are_reordered_and_removed_in_the_form(ann, content_db):
+    path = "/console/documents/article/how-does-hemgenix-work/edit"
+    form = Forms(ann.get(path).text).form("/edit")[1]
+    faqs = [form[f"faqs.{i}"] for i in range(int(form["faqs.__n"]))]
+    moved = Forms(ann.post(path, data={**form, "op": "down:faqs.0"}).text).form("/edit")[1]
+    trimmed = Forms(ann.post(path, data={**moved, "op": "remove:faqs.3"}).text).form("/edit")[1]
+    assert ann.post(path, data={**trimmed, "op": "save"}).status_code == 303
+    assert Store(content_db).head("article", "how-does-hemgenix-work").content["faqs"] == [faqs[1], faqs[0], faqs[2]]
+
+
+def test_no_form_post_whatever_its_fields_gets_a_500(app, keys):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    client = signed_in(app, keys["ada"])
+    path = "/console/documents/mechanism/hemgenix-mechanism"
+    base = Forms(client.get(f"{path}/edit").text).form("/edit")[1]
+    names = st.sampled_from(sorted(base) + ["op", "action", "state", "etag", "publish_at", "restore_revision",
+                                            "steps.9.title", "sections.__n", "comment"])
+    values = st.one_of(st.text(max_size=40), st.sampled_from(["0", "-1", "999", "up:steps.0", "add:steps",
+                                                              "remove:sections.0", "save", "preview", "publish"]))
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.dictionaries(names, values, max_size=6), st.sampled_from(["/edit", "/actions"]))
+    def post(changes, target):
+        response = client.post(f"{path}{target}", data={**base, **changes})
+        assert response.status_code < 500, response.text[-500:]
+
+    post()
