@@ -199,7 +199,7 @@ def test_review_story_from_draft_to_the_public_api(people, site):
 def test_a_reviewer_cannot_approve_their_own_revision(people):
     ada = people("ada")  # an admin may both write and review, but never approve what they wrote
     ada.open("documents/faq/hemgenix-what-can-reduce-effectiveness/edit")
-    ada.page.fill("#i-question", "What can make Hemgenix work less well?")
+    ada.page.fill("#i-question", "What can make Hemgenix less effective for me?")
     ada.page.click("button:has-text('Save draft')")
     ada.act("Submit for review")
     approve = ada.page.locator("form.action-approve button")
