@@ -171,6 +171,12 @@ def test_a_post_without_the_session_token_is_forbidden_and_changes_nothing(ann, 
     assert Store(content_db).head("faq", "hemgenix-how-does-it-work").revision == 1
 
 
+def test_a_post_without_a_session_is_sent_to_sign_in_and_changes_nothing(app, content_db):
+    response = app.test_client().post(f"{FAQ}/actions", data={"action": "archive", "revision": "1"})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/console/sign-in")
+    assert Store(content_db).state("faq", "hemgenix-how-does-it-work").published == 1
+
+
 def test_the_sign_in_form_needs_its_token_too(app, keys):
     response = app.test_client().post("/console/sign-in", data={"key": keys["ann"]})
     assert response.status_code == 403

@@ -57,16 +57,16 @@ def _authenticate():
             sessions().delete(session_id)
             session = None
     g.console_session = session
+    if session is None and request.endpoint not in PUBLIC_ENDPOINTS:
+        # Nothing is done for a post without a session either: it is sent to sign in.
+        target = request.full_path if request.method == "GET" else url_for(".queues")
+        return redirect(url_for(".sign_in", next=target.rstrip("?")))
     if request.method == "POST":
-        expected = request.cookies.get(SIGN_IN_COOKIE) if request.endpoint == "console.sign_in" else \
-            session.csrf if session else None
+        expected = request.cookies.get(SIGN_IN_COOKIE) if request.endpoint == "console.sign_in" else session.csrf
         sent = request.form.get("csrf", "")
         if not expected or not sent or not hmac.compare_digest(expected.encode(), sent.encode()):
             raise Forbidden("This form did not carry a valid security token (it may be from an old page, "
                             "or from another site). Reload the page and try again.")
-    if session is None and request.endpoint not in PUBLIC_ENDPOINTS:
-        target = request.full_path if request.method == "GET" else url_for(".queues")
-        return redirect(url_for(".sign_in", next=target.rstrip("?")))
     return None
 
 
