@@ -57,3 +57,8 @@ class WorkingSetModel:
         if ordered is None:
             ordered = self._ordered = sorted(self._entries.items())
         return [entry for key, entry in ordered if type_name is None or key[0] == type_name]
+
+    def get(self, type_name, id_):
+        """What `describe` made of one live document, or None."""
+        self.refresh()
+        return self._entries.get((type_name, id_))

@@ -38,6 +38,13 @@ def _markdown_filter(text):
 
 
 @bp.app_template_global()
+def document_title(type_name, id_):
+    """How a referenced document is named on a page: its title, or its id if it has none (or is gone)."""
+    row = working_set().get(type_name, id_) if isinstance(id_, str) else None
+    return row["title"] if row else f"{type_name}/{id_}"
+
+
+@bp.app_template_global()
 def state_label(state):
     return (state or "").replace("_", " ")
 
