@@ -44,6 +44,18 @@ def document_title(type_name, id_):
     return row["title"] if row else f"{type_name}/{id_}"
 
 
+@bp.app_template_filter("field_label")
+def _field_label(path):
+    """'citations.1.locator' as people say it: 'Citations 2 › locator'."""
+    words = []
+    for part in str(path).split("."):
+        if part.isdigit() and words:
+            words[-1] += f" {int(part) + 1}"
+        else:
+            words.append(part.replace("_", " "))
+    return " › ".join(words).capitalize()
+
+
 @bp.app_template_global()
 def state_label(state):
     return (state or "").replace("_", " ")
