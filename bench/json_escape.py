@@ -28,24 +28,24 @@ def main():
 
     from api.app import create_app
     from api.knowledge.documents import load_set
+    from api.services.documents import Documents
     from api.store.store import Store
-    from api.web import safejson, smorest
+    from api.web import caching, safejson
 
     with tempfile.TemporaryDirectory() as folder:
-        Store(folder, durable=False).write_many(load_set([ROOT / "content"]).documents.values(), actor="bench",
-                                                publish=True)
+        Documents(Store(folder, durable=False)).import_(load_set([ROOT / "content"]).documents.values(), actor="bench")
         client = create_app({"MEDKB_DB": folder, "MEDKB_CHECK_INTERVAL": 60}).test_client()
         for path in PATHS:
             body = client.get(path).data
             rates = {"on": [], "off": []}
             for _ in range(args.rounds):
                 for mode in ("on", "off"):
-                    smorest.script_safe = safejson.script_safe if mode == "on" else (lambda body: body)
+                    caching.script_safe = safejson.script_safe if mode == "on" else (lambda body: body)
                     started = time.perf_counter()
                     for _ in range(args.requests):
                         client.get(path)
                     rates[mode].append(args.requests / (time.perf_counter() - started))
-            smorest.script_safe = safejson.script_safe
+            caching.script_safe = safejson.script_safe
             on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
             started = time.perf_counter()
             for _ in range(10_000):

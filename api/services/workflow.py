@@ -40,6 +40,7 @@ assert AUTHORS | REVIEWERS | PUBLISHERS == set(ROLES)
 class Step:
     """What a transition works on: the document as it is, who asks, and what they sent."""
 
+    action: str
     state: object  # the store's DocumentState
     head: object  # the head Revision
     key: ApiKey
@@ -60,7 +61,7 @@ def needs_comment(editorial, step):
 def lint_clean(editorial, step):
     errors = [finding for finding in editorial.lint(step.head.content) if finding["severity"] == "error"]
     if errors:
-        raise Blocked("Lint errors block this step.", findings=errors)
+        raise Blocked(f"Lint errors block {step.action}.", findings=errors)
 
 
 def not_own_revision(editorial, step):
@@ -364,7 +365,7 @@ class Editorial:
         self._allowed(action, current)
         if action == "restore":
             return self._restore(type_name, id_, expected_revision, key, comment, revision)
-        step = Step(state, head, key, comment, publish_at, workflow=dict(state.workflow))
+        step = Step(action, state, head, key, comment, publish_at, workflow=dict(state.workflow))
         for guard in rule.guards:
             guard(self, step)
         target = (rule.effect(step) if rule.effect else None) or rule.target
