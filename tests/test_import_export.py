@@ -169,6 +169,12 @@ def test_import_never_reverts_what_editors_did(tmp_path, content_copy):
         draft = ann.patch(product, json={"summary": "A pending draft nobody has reviewed."},
                           headers={"If-Match": ann.get(product).headers["ETag"]})
         assert draft.status_code == 200, draft.text
+        # Every worker catches up within 0.1 s of a publish (DESIGN); wait until all show it.
+        deadline = time.monotonic() + 10
+        while {requests.get(f"{base}/v1/faqs/hemgenix-how-does-it-work").json()["answer"]
+               for _ in range(6)} != {"An editor's newer answer."}:
+            assert time.monotonic() < deadline, "the publish never reached every worker"
+            time.sleep(0.05)
         public_before = {path: requests.get(base + path).content
                          for path in ("/v1/faqs/hemgenix-how-does-it-work", "/v1/products/hemgenix")}
         before = store_view(db)

@@ -1,6 +1,7 @@
 """The API as its real clients use it, through `medkb serve`: a Python client generated from
 openapi.yaml by openapi-python-client (httpx underneath, gzip and br accepted), and `requests`
 with its default headers. Both read, search, sync the feed, and run the editorial story."""
+import contextlib
 import copy
 import importlib
 import json
@@ -63,9 +64,14 @@ def model(package, name):
 
 
 def test_generated_client_reads_searches_syncs_and_runs_the_editorial_story(generated_client, live_server, people):
+    with contextlib.ExitStack() as clients:  # closed at the end: keep-alive holds their connections
+        story_with_the_generated_client(generated_client, live_server, people, clients)
+
+
+def story_with_the_generated_client(generated_client, live_server, people, clients):
     base, _ = live_server
     client_module = importlib.import_module("medkb_client")
-    public = client_module.Client(base_url=base, raise_on_unexpected_status=True)
+    public = clients.enter_context(client_module.Client(base_url=base, raise_on_unexpected_status=True))
 
     product = api(generated_client, "products.get_product").sync(id="hemgenix", client=public,
                                                                include="mechanism,faqs")
@@ -87,7 +93,8 @@ def test_generated_client_reads_searches_syncs_and_runs_the_editorial_story(gene
     assert len(synced) == CONTENT_COUNT and set(synced.values()) == {"upsert"}
 
     def editor(role):
-        return client_module.AuthenticatedClient(base_url=base, token=people[role], raise_on_unexpected_status=True)
+        return clients.enter_context(client_module.AuthenticatedClient(base_url=base, token=people[role],
+                                                                        raise_on_unexpected_status=True))
 
     editorial = "editorial"
     created = api(generated_client, f"{editorial}.create_document").sync_detailed(
@@ -119,9 +126,15 @@ def test_generated_client_reads_searches_syncs_and_runs_the_editorial_story(gene
     eventually(lambda: get_faq.sync_detailed(id=NEW_FAQ["id"], client=public).status_code == 404)
 
 
-def test_requests_with_default_headers_runs_the_editorial_story(live_server, people):
+@pytest.fixture
+def session():
+    """requests with its defaults: Accept-Encoding gzip, deflate (br when brotli is there), keep-alive."""
+    with requests.Session() as opened:
+        yield opened
+
+
+def test_requests_with_default_headers_runs_the_editorial_story(live_server, people, session):
     base, _ = live_server
-    session = requests.Session()  # requests' defaults: Accept-Encoding gzip, deflate (br when brotli is there)
     product = session.get(f"{base}/v1/products/hemgenix", params={"include": "mechanism,faqs"})
     assert product.status_code == 200 and product.headers["Content-Encoding"] in ("gzip", "br")
     assert session.get(f"{base}/v1/products/hemgenix", params={"include": "mechanism,faqs"},
@@ -151,6 +164,10 @@ def test_requests_with_default_headers_runs_the_editorial_story(live_server, peo
         moved = session.post(f"{document}/transitions", json={"action": action}, headers=as_(role, etag))
         assert moved.status_code == 200, (action, moved.text)
         etag = moved.headers["ETag"]
+    # The same revision, now published: every worker says so, compressed or not (a cache of
+    # compressed bodies keyed by the revision's tag once served the state it had before).
+    states = {session.get(document, headers=as_("author")).json()["workflow"]["state"] for _ in range(8)}
+    assert states == {"published"}
     eventually(lambda: session.get(f"{base}/v1/faqs/{NEW_FAQ['id']}").status_code == 200)
     assert session.get(f"{base}/v1/faqs/{NEW_FAQ['id']}").json()["question"] == "Who is Hemgenix for?"
     moved = session.post(f"{document}/transitions", json={"action": "unpublish"}, headers=as_("publisher", etag))

@@ -115,7 +115,9 @@ def finish_response(response):
     def compress():
         return brotli.compress(body, quality=5) if encoding == "br" else gzip.compress(body, compresslevel=6, mtime=0)
 
-    data = _compressed.remember((etag, encoding), compress) if etag else compress()
+    # Only public bodies are cached by tag: their tag is the hash of their bytes. An editorial
+    # document's tag names its revision, while its body also carries the workflow state.
+    data = _compressed.remember((etag, encoding), compress) if etag and public else compress()
     response.set_data(data)
     response.headers["Content-Encoding"] = encoding
     if etag:
