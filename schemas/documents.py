@@ -104,6 +104,8 @@ ROUTES = ("intravenous", "subcutaneous")
 
 
 class ProductClassSchema(Schema):
+    """A class the product belongs to in one classification system (ATC group, pharmacologic class)."""
+
     system = Choice(CLASS_SYSTEMS, required=True)
     code = fields.String(validate=Pattern(r"^[A-Z](?:[0-9]{2}(?:[A-Z]{1,2})?)?$", error=(
         "Not an ATC group (levels 1 to 4, like B02BD); a full ATC code names the substance and goes in "
@@ -121,6 +123,8 @@ class ProductClassSchema(Schema):
 
 
 class OrganisationRoleSchema(Schema):
+    """An organisation and its role for the product (developer, manufacturer, marketer, ...)."""
+
     name = Text(required=True)
     role = Choice(("marketing_authorisation_holder", "marketer", "developer", "manufacturer"), required=True)
     region = Text(max_length=100)
@@ -129,6 +133,8 @@ class OrganisationRoleSchema(Schema):
 
 
 class ApprovalSchema(Schema):
+    """A regulatory approval as a source states it: region, date, authority and kind when stated."""
+
     # authority and kind are optional: sources often state only "approved in the EU".
     authority = Text(max_length=100)
     region = Text(max_length=100, required=True)
@@ -147,10 +153,14 @@ class ApprovalSchema(Schema):
 
 
 class DosingSchema(Statement):
+    """How the product is dosed, as the article or compilation states it, cited."""
+
     population = Text(max_length=200)
 
 
 class PackageVariantSchema(Schema):
+    """A package or kit the product comes in (for Hemgenix, a body-weight band)."""
+
     name = Text(required=True)
     weight_min_kg = fields.Integer(strict=True, validate=validate.Range(min=1, max=500))
     weight_max_kg = fields.Integer(strict=True, validate=validate.Range(min=1, max=500))
@@ -165,6 +175,8 @@ class PackageVariantSchema(Schema):
 
 
 class RiskSchema(Schema):
+    """A key risk and what it means for the patient, cited."""
+
     name = Text(max_length=200, required=True)
     description = Markdown(max_length=5000, required=True)
     citations = Citations()
@@ -172,6 +184,8 @@ class RiskSchema(Schema):
 
 
 class RelationSchema(Schema):
+    """A related product, with the relation's type and its basis."""
+
     product = Slug(required=True, metadata={"description": "id of the related `product`"})
     type = Choice(RELATION_TYPES, required=True)
     basis = Markdown(max_length=1000, required=True, metadata={"description": "why the relation holds; never a claim of equivalence"})
@@ -238,6 +252,8 @@ class ProductSchema(DocumentSchema):
 
 
 class TreatmentApproachSchema(Statement):
+    """A way the condition is treated, cited."""
+
     name = Text(max_length=200, required=True)
 
 
@@ -261,6 +277,8 @@ class ConditionSchema(DocumentSchema):
 
 
 class StepSchema(Schema):
+    """One step of how a product works, in order, cited."""
+
     position = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     title = Text(max_length=200, required=True)
     body = Markdown(required=True)
@@ -268,6 +286,8 @@ class StepSchema(Schema):
 
 
 class SectionSchema(Schema):
+    """A side section of a mechanism (the root cause, why the immune system matters), cited."""
+
     key = Slug(required=True)
     title = Text(max_length=200, required=True)
     placement = Choice(("before_steps", "after_steps"), required=True)
@@ -312,6 +332,8 @@ class FaqSchema(DocumentSchema):
 
 
 class PublisherSchema(Schema):
+    """Who publishes the article."""
+
     name = Text(max_length=200, required=True)
     url = HttpUrl()
 

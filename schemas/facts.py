@@ -128,14 +128,20 @@ class CodeSchema(Schema):
 
 
 class ProductCodeSchema(CodeSchema):
+    """A code that identifies the product in one system (NDC, RxCUI, ATC, ...), cited."""
+
     system = Choice(PRODUCT_CODE_SYSTEMS, required=True)
 
 
 class ConditionCodeSchema(CodeSchema):
+    """A code for the condition in one system (ICD-10-CM, OMIM, Orphanet, MeSH, SNOMED CT), cited."""
+
     system = Choice(CONDITION_CODE_SYSTEMS, required=True)
 
 
 class GeneCodeSchema(CodeSchema):
+    """A code for the gene (HGNC), cited."""
+
     system = Choice(GENE_CODE_SYSTEMS, required=True)
 
 
@@ -151,6 +157,8 @@ class LabelFactSchema(Statement):
 
 
 class IndicationSchema(LabelFactSchema):
+    """Who a label says the product is for, in one region, cited."""
+
     population = Text(max_length=300, required=True)
     age_min_years = fields.Integer(strict=True, validate=validate.Range(min=0, max=120))
     inhibitor_status = Choice(("without_inhibitors", "with_inhibitors", "with_or_without_inhibitors", "not_stated"),
@@ -160,6 +168,8 @@ class IndicationSchema(LabelFactSchema):
 
 
 class DoseSchema(LabelFactSchema):
+    """A dose as a label states it: amount, unit, basis, interval, population, region, cited."""
+
     population = Text(max_length=300, required=True)
     phase = Choice(("single", "loading", "maintenance", "prophylaxis"), required=True)
     amount = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))
@@ -176,6 +186,8 @@ class DoseSchema(LabelFactSchema):
 
 
 class ScheduleSchema(Schema):
+    """How often something is done, from when until when."""
+
     every = fields.Integer(strict=True, required=True, validate=validate.Range(min=1))
     unit = Choice(("day", "week", "month", "year"), required=True)
     from_month = fields.Integer(strict=True, required=True, validate=validate.Range(min=0),
@@ -192,6 +204,8 @@ class ScheduleSchema(Schema):
 
 
 class MonitoringSchema(LabelFactSchema):
+    """A test a label requires and its timetable, in one region, cited."""
+
     test = Text(max_length=200, required=True)
     who = Text(max_length=300, metadata={"description": "which patients, when not everyone treated"})
     schedule = fields.List(fields.Nested(ScheduleSchema), required=True, validate=validate.Length(min=1))
@@ -201,11 +215,15 @@ REQUIRED_ACTIONS = ("no_donation", "contraception", "post_infusion_observation",
 
 
 class RequiredActionSchema(LabelFactSchema):
+    """Something a label requires the patient or clinician to do (no donation, contraception, ...)."""
+
     action = Choice(REQUIRED_ACTIONS, required=True)
     duration = Text(max_length=100, metadata={"description": "e.g. 12 months, at least 3 hours, 15 years"})
 
 
 class LabelFactsSchema(Schema):
+    """What the labels state, by kind: indications, doses, monitoring, required actions."""
+
     indications = fields.List(fields.Nested(IndicationSchema))
     doses = fields.List(fields.Nested(DoseSchema))
     monitoring = fields.List(fields.Nested(MonitoringSchema))
@@ -229,6 +247,8 @@ def label_fact_keys(product):
 
 
 class StatementRefSchema(Schema):
+    """A statement of the article, by document and field."""
+
     document = fields.String(required=True, validate=validate.Regexp(
         r"^(product|condition|mechanism|faq|article)/[a-z0-9]+(?:-[a-z0-9]+)*$", error="Not a 'type/id' reference."))
     field = fields.String(validate=validate.Regexp(r"^[a-z_]+(?:\.(?:[a-z_]+|[0-9]+))*$",
@@ -238,6 +258,8 @@ class StatementRefSchema(Schema):
 
 
 class DiscrepancySchema(Schema):
+    """Where the article and a label differ: both stay, each cited, linked here for the medical reviewer."""
+
     key = Slug(required=True)
     topic = Text(max_length=200, required=True)
     status = Choice(("open", "resolved"), required=True)
@@ -297,6 +319,8 @@ def ApprovalDate(**kwargs):
 
 
 class DeliveredStatementSchema(Schema):
+    """An article statement as published: its text and citations."""
+
     document = fields.String(required=True, metadata={"description": "'type/id' of the published document"})
     field = fields.String(metadata={"description": "where in it; absent when the article says nothing on the topic"})
     text = fields.String(metadata={"description": "the article's statement as published"})
@@ -304,6 +328,8 @@ class DeliveredStatementSchema(Schema):
 
 
 class DeliveredDiscrepancySchema(Schema):
+    """A discrepancy with the article's published statements beside the label facts it differs from."""
+
     key = fields.String(required=True)
     topic = fields.String(required=True)
     status = fields.String(required=True)

@@ -104,6 +104,8 @@ def Verification(**kwargs):
 
 
 class CitationSchema(Schema):
+    """Where a statement comes from: a source document and the place in it (a locator it declares)."""
+
     source = Slug(required=True, metadata={"description": "id of a `source` document"})
     locator = Text(max_length=200, metadata={"description": "where in the source, e.g. 'label §12.1'"})
 

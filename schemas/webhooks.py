@@ -9,6 +9,8 @@ CURSOR = validate.Regexp(r"^[0-9]{1,12}$", error="Not a feed cursor.")
 
 
 class SubscriptionInputSchema(Schema):
+    """A webhook subscription to create: the URL, the events wanted, an optional type filter."""
+
     url = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata={
         "description": "http(s) URL receiving POSTs. Loopback, private and link-local addresses are refused "
                        "unless MEDKB_WEBHOOK_ALLOW names them."})
@@ -20,6 +22,8 @@ class SubscriptionInputSchema(Schema):
 
 
 class SubscriptionSchema(Schema):
+    """A webhook subscription and where its delivery stands."""
+
     id = fields.String(required=True)
     url = fields.String(required=True)
     events = fields.List(fields.String(), required=True)
@@ -36,11 +40,15 @@ class SubscriptionSchema(Schema):
 
 
 class SubscriptionCreatedSchema(SubscriptionSchema):
+    """A new subscription, with its signing secret: shown this once."""
+
     secret = fields.String(required=True, metadata={
         "description": "Standard Webhooks signing secret (whsec_...). Shown only in this response."})
 
 
 class DeliveryAttemptSchema(Schema):
+    """One delivery attempt: when, the receiver's status, latency and error."""
+
     at = fields.String(required=True)
     delivery_id = fields.String(required=True, metadata={"description": "the webhook-id header; replay by it"})
     event = fields.String(required=True)
@@ -58,15 +66,20 @@ class DeliveryLogQuery(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000), metadata={
+        "description": "How many attempts to return, newest first."})
 
 
 class ReplaySchema(Schema):
+    """Deliver again from a cursor, or resume where delivery stopped."""
+
     since = fields.String(validate=CURSOR, metadata={
         "description": "Deliver every wanted change after this cursor again; leave out to resume where it stopped."})
 
 
 class TestResultSchema(Schema):
+    """How the receiver answered a signed test message."""
+
     status = fields.Integer(allow_none=True)
     latency_ms = fields.Float(required=True)
     error = fields.String(allow_none=True)
@@ -74,6 +87,8 @@ class TestResultSchema(Schema):
 
 
 class BundleSchema(Schema):
+    """Every published document, with the feed cursor the set corresponds to."""
+
     cursor = fields.String(required=True, metadata={
         "description": "The feed cursor this bundle corresponds to: follow /v1/feed?since=<cursor> from here."})
     count = fields.Integer(required=True)

@@ -22,7 +22,8 @@ import orjson
 
 from api.store import files
 from api.store.layout import LAYOUT
-from api.store.records import NEW_REVISION, PUBLICATION_KINDS, Change, content_hash, now_iso, storage_error
+from api.store.clock import now_iso
+from api.store.records import NEW_REVISION, PUBLICATION_KINDS, Change, content_hash, storage_error
 from api.store.storage import read_json_file
 
 

@@ -1,11 +1,11 @@
 """What the store keeps and answers with, and the errors it raises. No I/O in here."""
-import datetime
 import errno
 import hashlib
 from dataclasses import dataclass, field
 from typing import Callable
 
 import orjson
+
 
 PUBLICATION_KINDS = ("publish", "unpublish", "delete")
 NEW_REVISION = "new"  # in Commit.pointers: "the revision this commit adds"
@@ -128,5 +128,3 @@ def content_hash(document):
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def now_iso():
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

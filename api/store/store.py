@@ -16,12 +16,12 @@ from api.store import journal, upgrade
 from api.store.layout import Layout, read_log
 from api.store.records import (NEW_REVISION, PUBLICATION_KINDS, Change, Commit, Conflict, DocumentState, NotFound,
                                Revision, StorageError, StorageFull, StorageUnavailable, StoreError, Unpublishable,
-                               content_hash, now_iso, storage_error)
+                               content_hash, storage_error)
 from api.store.storage import StoreCorrupt, read_json_file
 
 __all__ = ["Store", "Commit", "Change", "Revision", "DocumentState", "StoreError", "NotFound", "Conflict",
            "Unpublishable", "StorageError", "StorageFull", "StorageUnavailable", "StoreCorrupt", "NEW_REVISION",
-           "PUBLICATION_KINDS", "content_hash", "now_iso"]
+           "PUBLICATION_KINDS", "content_hash"]
 
 
 class Store:

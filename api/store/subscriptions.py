@@ -16,7 +16,6 @@ never leaves a subscription stuck, and two processes never deliver to one subscr
 """
 from __future__ import annotations
 
-import datetime
 import os
 import secrets
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from pathlib import Path
 import orjson
 from filelock import FileLock, Timeout
 
+from api.store.clock import now_iso
 from api.store.files import atomic_write
 from api.store.storage import StoreCorrupt, read_json_file
 
@@ -60,10 +60,6 @@ class DeliveryState:
     last_error: str | None = None
     replays: list = field(default_factory=list)  # change seqs queued for one more send each
     generation: int = 0  # bumped by a replay from a cursor: a running delivery must stop and re-read
-
-
-def now_iso():
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def new_secret():

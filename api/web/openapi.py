@@ -16,6 +16,7 @@ PATH_PARAMETERS = {
     "id": "The document's id: a URL-safe slug (lowercase letters, digits, single hyphens).",
     "type": "The document type, as in the document's own `type` field (singular: product, faq, ...).",
     "number": "A revision number, counting from 1.",
+    "delivery_id": "A delivery's webhook-id (msg_<change number>), as its receiver saw it.",
 }
 PAGING_PARAMETERS = {
     "page": "The page to return, counting from 1. A page past the end is empty.",
@@ -63,7 +64,9 @@ class ContractDocs(BasePlugin):
     def path_helper(self, path=None, operations=None, parameters=None, **kwargs):
         for parameter in parameters or []:
             if isinstance(parameter, dict) and parameter.get("in") == "path" and not parameter.get("description"):
-                parameter["description"] = PATH_PARAMETERS.get(parameter["name"], "")
+                webhook = path.startswith("/v1/editorial/webhooks") and parameter["name"] == "id"
+                parameter["description"] = "A subscription's id (wh_…)." if webhook else \
+                    PATH_PARAMETERS.get(parameter["name"], "")
 
     def operation_helper(self, path=None, operations=None, **kwargs):
         for operation in (operations or {}).values():
