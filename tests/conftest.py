@@ -146,56 +146,11 @@ def conforms(openapi_spec):
 
 # --- real servers -------------------------------------------------------------
 
-def free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(content_db):
-    """`medkb serve` with two gunicorn workers on the shipped content, on a free loopback port.
-    Yields (base URL, store folder); stopped by its process group at the end."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    """`medkb serve` with two workers on the shipped content, on a free loopback port.
+    Yields (base URL, store folder)."""
+    from servers import serving
 
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"], cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(content_db)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            os.killpg(process.pid, signal.SIGKILL)
-            pytest.fail(f"medkb serve did not become ready: {process.stderr.read().decode()[-2000:]}")
-        time.sleep(0.1)
-    yield base, content_db
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-    process.stderr.close()
-
-
-def create_key(db, role, name):
-    """A real API key, made the way an operator makes one: `medkb keys create`."""
-    import os
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, "-m", "api.cli", "keys", "create", "--role", role, "--name", name],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(db)},
-                            capture_output=True, text=True, timeout=60, check=True)
-    return result.stdout.strip()
+    with serving(content_db) as base:
+        yield base, content_db

@@ -1,16 +1,36 @@
-"""Real `medkb serve` processes for tests: free loopback port, ready when /readyz says so, stopped
-by signalling the whole process group (the server and its workers)."""
+"""medkb as real processes, for tests that go through what a user runs: the CLI, `medkb keys
+create`, and `medkb serve` on a free loopback port, ready when /readyz says so and stopped by
+signalling its whole process group (the server and its workers)."""
 import contextlib
+import hashlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import requests
 
 from conftest import ROOT
+
+
+def environment(db, env=None):
+    return {**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(db), **(env or {})}
+
+
+def medkb(db, *args, cwd=ROOT):
+    """`medkb ARGS` on the store at `db`, as a subprocess; its CompletedProcess, text."""
+    return subprocess.run([sys.executable, "-m", "api.cli", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          env=environment(db), timeout=300)
+
+
+def create_key(db, role, name):
+    """A real API key, made the way an operator makes one: `medkb keys create`."""
+    done = subprocess.run([sys.executable, "-m", "api.cli", "keys", "create", "--role", role, "--name", name],
+                          cwd=ROOT, env=environment(db), capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout.strip()
 
 
 def free_port():
@@ -20,14 +40,21 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running_server(db, *, workers=2, env=None, args=()):
-    """Yield the base URL of `medkb serve` on `db`; stop it with SIGTERM and check it exited cleanly."""
+def serving(db, *, workers=2, env=None, args=(), check_exit=False):
+    """Yield the base URL of `medkb serve` on `db`; stop it with SIGTERM. With `check_exit`, also
+    check that it exited cleanly."""
     port = free_port()
+    # Standard error to a file, not a pipe: a server that logs much would block on a full pipe.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers), *args], cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(db), **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        env=environment(db, env), stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+
+    def logged():
+        log.seek(0)
+        return log.read().decode(errors="replace")[-2000:]
+
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -36,16 +63,33 @@ def running_server(db, *, workers=2, env=None, args=()):
         except requests.ConnectionError:
             pass
         if time.monotonic() > deadline or process.poll() is not None:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise RuntimeError(f"medkb serve did not become ready: {process.communicate()[1].decode()[-2000:]}")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            message = logged()
+            log.close()
+            raise RuntimeError(f"medkb serve did not become ready: {message}")
         time.sleep(0.1)
     try:
         yield base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
-            _, stderr = process.communicate(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
-    assert process.returncode == 0, f"medkb serve exited with {process.returncode}: {stderr.decode()[-2000:]}"
+        finally:
+            last_words = logged()
+            log.close()
+    if check_exit:
+        assert process.returncode == 0, f"medkb serve exited with {process.returncode}: {last_words}"
+
+
+def fingerprint(root):
+    """sha256 of every file under `root` (path and bytes): equal fingerprints, identical store."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

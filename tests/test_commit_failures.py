@@ -18,7 +18,7 @@ from api.services.documents import Documents
 from api.store import files
 from api.store.readmodel import ReadModel
 from api.store.store import StorageFull, StorageUnavailable, Store
-from serving import medkb, serving
+from servers import medkb, serving
 
 
 class DiskFault:

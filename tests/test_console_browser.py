@@ -12,7 +12,11 @@ import pytest
 import requests
 
 from conftest import CONTENT, ROOT, import_documents
-from console_server import CHROMIUM, CHROMIUM_ARGS, create_key, serving
+from servers import create_key, serving
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's build; Playwright never downloads its own
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 sync_api = pytest.importorskip("playwright.sync_api")

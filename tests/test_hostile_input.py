@@ -20,7 +20,7 @@ from api.store.keys import KeyStore
 from api.knowledge.documents import InvalidDocument
 from api.store.store import Store
 from conftest import ROOT
-from realserver import fingerprint, serving
+from servers import fingerprint, serving
 
 FAQ_ID = "hemgenix-how-does-it-work"
 DOC = f"/v1/editorial/documents/faq/{FAQ_ID}"
@@ -298,7 +298,7 @@ def test_generated_hostile_json_never_5xx_and_refusals_change_nothing(api, conte
 # --- through a real server with a real client ---------------------------------------------------
 
 def test_hostile_requests_through_a_real_server(content_db, admin):
-    with serving(content_db) as base, requests.Session() as session:
+    with serving(content_db, workers=1) as base, requests.Session() as session:
         session.headers.update(admin)
 
         def etag():

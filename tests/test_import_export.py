@@ -9,7 +9,7 @@ import requests
 from api.services.documents import Documents
 from api.store.store import Store
 from conftest import CONTENT, CONTENT_COUNT
-from serving import medkb, serving
+from servers import medkb, serving
 
 
 @pytest.fixture

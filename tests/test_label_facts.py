@@ -2,17 +2,15 @@
 article statement about Hemgenix monitoring comes with the label's version and a discrepancy."""
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
 import schemaorg_vocabulary as vocabulary
 from conftest import ROOT
+from servers import serving
 
 # What makes a statement a monitoring statement patients act on.
 MONITORING = re.compile(r"\bmonitor(?:ed|ing)?\b|\bweekly\b|\bmonthly\b|liver ultrasound|\bAFP\b", re.IGNORECASE)
@@ -115,35 +113,10 @@ def test_delivered_article_and_product_say_they_are_not_medically_reviewed(clien
 # --- through a real server -------------------------------------------------------------
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def server(content_db):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"], cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(content_db),
-             "MEDKB_PUBLIC_BASE_URL": "https://medkb.example"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail(f"medkb serve did not become ready: {process.stderr.read().decode()[-2000:]}")
-    yield base
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-    process.stderr.close()
+    with serving(content_db, env={"MEDKB_PUBLIC_BASE_URL": "https://medkb.example"}) as base:
+        yield base
 
 
 def test_real_server_serves_the_product_with_label_facts_and_discrepancies(server):

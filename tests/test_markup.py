@@ -18,7 +18,7 @@ from api.services.documents import Documents
 from api.app import create_app
 from api.store.keys import KeyStore
 from conftest import ROOT
-from realserver import serving
+from servers import serving
 from schemas.markup import link_scheme, markdown_problems, plain_text_problems
 from xss_corpus import PAYLOADS
 
@@ -228,7 +228,7 @@ def test_every_corpus_payload_is_refused_or_inert(editorial_app, admin, field):
 
 
 def test_corpus_through_a_real_server(content_db, admin):
-    with serving(content_db) as base, requests.Session() as session:
+    with serving(content_db, workers=1) as base, requests.Session() as session:
         def send(method, path, **kwargs):
             return session.request(method, base + path, timeout=30, **kwargs)
 
@@ -288,7 +288,7 @@ def test_search_snippets_escape_content_and_mark_only_matches(published_with_sym
 
 
 def test_json_bodies_are_script_safe_through_a_real_server(published_with_symbols):
-    with serving(published_with_symbols) as base:
+    with serving(published_with_symbols, workers=1) as base:
         for path in ("/v1/faqs/hemgenix-how-does-it-work", "/v1/articles/how-does-hemgenix-work/jsonld",
                      "/v1/feed", "/v1/search?q=severe"):
             response = requests.get(base + path, timeout=30)  # default headers: compressed bodies

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from conftest import CONTENT, import_documents
-from servers import running_server
+from servers import serving
 
 PRODUCT = "/v1/products/hemgenix"
 
@@ -24,14 +24,14 @@ def served_db(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(served_db):
-    with running_server(served_db) as base:
+    with serving(served_db, check_exit=True) as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def strict_server(served_db):
     """Short header and body deadlines and a small public rate limit, so that tests can watch them act."""
-    with running_server(served_db, args=["--header-timeout", "2", "--body-timeout", "2"],
+    with serving(served_db, args=["--header-timeout", "2", "--body-timeout", "2"], check_exit=True,
                         env={"MEDKB_RATE_LIMIT_PUBLIC": "5 per minute"}) as base:
         yield base
 
@@ -234,7 +234,7 @@ def test_metrics_add_up_every_worker(served_db):
     from api.store.keys import KeyStore
 
     admin = {"Authorization": f"Bearer {KeyStore(served_db).create('admin', 'metrics-scraper')[1]}"}
-    with running_server(served_db, workers=2) as base:
+    with serving(served_db, workers=2, check_exit=True) as base:
         for _ in range(30):  # new connections, spread over both workers
             assert requests.get(f"{base}/v1/sources/hemgenix-fda-label", headers={"Connection": "close"},
                                 timeout=10).status_code in (200, 404)

@@ -1,7 +1,6 @@
 """A published document shows only published documents: publishing one that refers to an
 unpublished document is refused (409, listing them), and so is withdrawing a document that
 published documents refer to (409, listing the referrers)."""
-import copy
 import json
 
 from conftest import CONTENT

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import CONTENT, CONTENT_COUNT, ROOT, create_key
+from conftest import CONTENT, CONTENT_COUNT, ROOT
+from servers import create_key
 
 NEW_FAQ = json.loads((CONTENT / "faqs" / "hemgenix-how-does-it-work.json").read_text())
 NEW_FAQ.update(id="hemgenix-who-can-get-it", position=5, question="Who can get Hemgenix?")

@@ -2,11 +2,6 @@
 # Headers stay http.client messages, which compare names case-insensitively as RFC 9110 says:
 # granian (hyper) sends them in lower case, as HTTP/2 requires.
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,13 +10,8 @@ import pytest
 
 from api.services.documents import Documents
 from api.store.store import Store
-from conftest import CONTENT_COUNT, ROOT
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from conftest import CONTENT_COUNT
+from servers import serving
 
 
 def get(url, headers=None):
@@ -35,26 +25,8 @@ def get(url, headers=None):
 
 @pytest.fixture
 def server(content_db):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2"], cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(content_db)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if get(f"{base}/readyz")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail(f"medkb serve did not become ready: {process.stderr.read().decode()[-2000:]}")
-    yield base
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=30)
-    process.stderr.close()
+    with serving(content_db) as base:
+        yield base
 
 
 def test_serve_answers_with_several_workers(server):

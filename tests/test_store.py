@@ -260,3 +260,10 @@ def test_writer_killed_at_random_moments_loses_no_acknowledged_write(store, tmp_
         assert_consistent(store.root, read_acknowledged([log]))
         assert list(store.root.rglob(".*.tmp")) == [], "opening the store clears a killed writer's temporaries"
         assert len(read_acknowledged([log])) > acknowledged, "the writer acknowledged writes before the kill"
+
+
+@pytest.mark.parametrize("id_", ["drug-q1\x00", "a" * 300, "../faq/drug-q1", "Drug-Q1", ""])
+def test_a_name_no_document_can_have_finds_nothing_and_raises_nothing(store, id_):
+    # Found by a console form that sent a NUL in a reference: it reached the file system.
+    assert store.state("faq", id_) is None and store.head("faq", id_) is None
+    assert store.revisions("faq", id_) == [] and store.published("faq", id_) is None

@@ -211,7 +211,7 @@ def test_the_audit_log_pages_by_change_number_reading_only_that_page(tmp_path, d
 
 
 def test_medkb_serve_upgrades_a_layout_1_store_and_serves_it(layout_1):
-    from serving import medkb, serving
+    from servers import medkb, serving
 
     with serving(layout_1, workers=1) as base:
         faq = requests.get(f"{base}/v1/faqs/drug-q1")

@@ -13,7 +13,7 @@ from api.services.documents import Documents
 from api.store.keys import KeyStore
 from api.store.store import Store
 from conftest import ROOT
-from test_serve import free_port
+from servers import serving
 from webhook_receiver import Receiver
 
 FAST_RETRIES = {"MEDKB_WEBHOOK_ALLOW": "127.0.0.1", "MEDKB_WEBHOOK_BACKOFF": "0.05",
@@ -33,21 +33,8 @@ def stop(process, sig=signal.SIGTERM):
 
 @pytest.fixture
 def server(content_db):
-    port = free_port()
-    process = start(content_db, "serve", "--port", str(port), "--workers", "2")
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    else:
-        stop(process, signal.SIGKILL)
-        pytest.fail("medkb serve did not become ready")
-    yield base
-    stop(process)
+    with serving(content_db, env=FAST_RETRIES) as base:
+        yield base
 
 
 @pytest.fixture

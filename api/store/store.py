@@ -5,12 +5,14 @@ validate documents; the store persists them, numbers every change and never lose
 (journal.py), the upgrade of older layouts (upgrade.py) and verification (verify.py).
 """
 import os
+import re
 import threading
 from contextlib import contextmanager
 
 from filelock import FileLock
 
 from schemas import DOCUMENT_TYPES
+from schemas.fields import SLUG_MAX_LENGTH, SLUG_PATTERN
 
 from api.store import journal, upgrade
 from api.store.layout import Layout, read_log
@@ -18,6 +20,8 @@ from api.store.records import (NEW_REVISION, PUBLICATION_KINDS, Change, Commit, 
                                Revision, StorageError, StorageFull, StorageUnavailable, StoreError, Unpublishable,
                                content_hash, storage_error)
 from api.store.storage import StoreCorrupt, read_json_file
+
+_DOCUMENT_ID = re.compile(f"(?=.{{1,{SLUG_MAX_LENGTH}}}$){SLUG_PATTERN.strip('^$')}")
 
 __all__ = ["Store", "Commit", "Change", "Revision", "DocumentState", "StoreError", "NotFound", "Conflict",
            "Unpublishable", "StorageError", "StorageFull", "StorageUnavailable", "StoreCorrupt", "NEW_REVISION",
@@ -65,8 +69,8 @@ class Store:
     def _pointers(self, type_name, id_):
         """The document's committed pointers: those of a commit still in flight (or one that
         failed and awaits its rollback) are not believed; the previous ones are."""
-        if type_name not in DOCUMENT_TYPES:
-            return None
+        if type_name not in DOCUMENT_TYPES or not _DOCUMENT_ID.fullmatch(id_ if isinstance(id_, str) else ""):
+            return None  # no document has that name, and it may not even be a file name (NUL, 255+ bytes)
         while True:
             pointers = self.layout.read_pointers(type_name, id_)
             if pointers is None or pointers.get("last_seq", 0) <= self._committed:
