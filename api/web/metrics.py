@@ -37,7 +37,6 @@ def init_app(app):
     # last (Flask runs after_request functions in reverse): the status is that of the response sent.
     app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
     app.after_request_funcs.setdefault(None, []).insert(0, observe)
-    app.extensions["medkb.lag_checked_at"] = 0.0
 
 
 def timed_commit(commit):
@@ -49,10 +48,18 @@ def timed_commit(commit):
 
 def start_timer():
     request.environ["medkb.started"] = time.perf_counter()
+    measure_lag(current_app.extensions["medkb"])
+
+
+_lag_checked_at = 0.0
+
+
+def measure_lag(services):
+    """At most every LAG_CHECK_INTERVAL: how far this worker's read model trails the store."""
+    global _lag_checked_at
     now = time.monotonic()
-    if now - current_app.extensions["medkb.lag_checked_at"] >= LAG_CHECK_INTERVAL:
-        current_app.extensions["medkb.lag_checked_at"] = now
-        services = current_app.extensions["medkb"]
+    if now - _lag_checked_at >= LAG_CHECK_INTERVAL:
+        _lag_checked_at = now
         READ_MODEL_LAG.set(max(0, services.store.last_seq() - services.model.seq))
 
 
@@ -64,16 +71,22 @@ _series = {}  # (route, method, status) -> its counter and histogram: labels() c
 
 def observe(response):
     rule = request.url_rule
-    key = (rule.rule if rule is not None else "unmatched",
-           request.method if request.method in METHODS else "other", response.status_code)
+    # The response cache replays this request's answer under the same route.
+    route = request.environ["medkb.route"] = rule.rule if rule is not None else "unmatched"
+    started = request.environ.get("medkb.started")
+    record(route, request.method, response.status_code,
+           None if started is None else time.perf_counter() - started)
+    return response
+
+
+def record(route, method, status, seconds):
+    key = (route, method if method in METHODS else "other", status)
     series = _series.get(key)
     if series is None:
         series = _series[key] = (REQUESTS.labels(key[0], key[1], str(key[2])), LATENCY.labels(key[0], key[1]))
     series[0].inc()
-    started = request.environ.get("medkb.started")
-    if started is not None:
-        series[1].observe(time.perf_counter() - started)
-    return response
+    if seconds is not None:
+        series[1].observe(seconds)
 
 
 def metrics():
