@@ -10,7 +10,8 @@ import time
 
 from flask import Response, current_app, g, request
 from flask_smorest import abort
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
+                               values)
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -23,7 +24,12 @@ COMMITS = Histogram("medkb_store_commit_duration_seconds", "Time a store commit 
                     ["kind"], buckets=BUCKETS)
 READ_MODEL_LAG = Gauge("medkb_read_model_lag_changes", "Changes committed to the store that the most behind "
                        "worker's read model had not yet applied, when last measured.", multiprocess_mode="max")
-SCHEDULED_PUBLISHES = Counter("medkb_scheduled_publishes", "Documents published by the scheduler when due.")
+SCHEDULED_PUBLISHES = Counter("medkb_scheduled_publishes", "Documents published by the scheduler when due, by type.",
+                              ["type"])
+WEBHOOK_DELIVERIES = Counter("medkb_webhook_deliveries", "Webhook delivery attempts, by outcome: delivered (a 2xx "
+                             "answer) or failed (any other answer, a refused address or a timeout).", ["outcome"])
+WEBHOOK_LATENCY = Histogram("medkb_webhook_delivery_duration_seconds", "Time a webhook delivery attempt takes, "
+                            "by outcome.", ["outcome"], buckets=BUCKETS)
 
 LAG_CHECK_INTERVAL = 1.0  # seconds between two measurements of the lag in one worker
 
@@ -44,6 +50,22 @@ def timed_commit(commit):
         with COMMITS.labels(change.kind).time():
             return commit(change)
     return timed
+
+
+def webhook_attempted(attempt):
+    """Webhooks' on_attempt: counts every delivery attempt the process makes."""
+    outcome = "delivered" if attempt.ok else "failed"
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+    WEBHOOK_LATENCY.labels(outcome).observe(attempt.latency_ms / 1000)
+
+
+def count_into(folder):
+    """Metrics this process creates from now on are written to `folder`, where a scrape of any
+    worker adds them up. prometheus_client reads PROMETHEUS_MULTIPROC_DIR as it creates each value,
+    and `medkb serve` picks the folder after this module is imported; the metrics its own process
+    counts (the scheduler's) are all labelled, so each value is created later, on first use."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    values.ValueClass = values.get_value_class()
 
 
 def start_timer():
