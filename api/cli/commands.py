@@ -15,7 +15,7 @@ from api.knowledge.jsonschema import document_json_schemas
 from api.services.documents import Documents
 from api.services.lint import lint_set
 from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
-from api.services.workflow import Editorial
+from api.services.workflow import Editorial, Scheduler
 from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStore, KeyStoreError
 from api.store.storage import StoreCorrupt
@@ -218,10 +218,10 @@ def check():
 
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
-    editorial = Editorial(open_store())
-    webhooks = webhook_service(editorial.store)
+    scheduler = Scheduler(Editorial(open_store()))
+    webhooks = webhook_service(scheduler.editorial.store)
     while not stop.is_set():
-        for change in editorial.publish_due():
+        for change in scheduler.tick():
             SCHEDULED_PUBLISHES.inc()
             click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
         webhooks.tick()
