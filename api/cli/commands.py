@@ -203,9 +203,13 @@ def export(out):
 
 
 @main.command()
-def check():
+@click.option("--repair", is_flag=True, help="Also rebuild the index file (indexes.sqlite) from the change log.")
+def check(repair):
     """Verify every revision's hash, every pointer and the change sequence."""
     store = open_store()
+    if repair:
+        store.indexes.rebuild(store)
+        click.echo(f"{store.indexes.path}: rebuilt from the change log.", err=True)
     problems = store.verify()
     for problem in problems:
         click.echo(problem)
