@@ -219,7 +219,7 @@ class Editorial:
                        lambda offset, limit: [working_summary(row) for row in self.store.index().documents(
                            offset, limit, type_name=type_name, state=status)])
 
-    def documents(self, offset=0, limit=None, order="type, id", **conditions):
+    def list_documents(self, offset=0, limit=None, order="type, id", **conditions):
         """Index rows of documents (summary, title, author of the head, time), filtered: see
         Indexes.documents. What the console's queues and choices list."""
         return self.store.index().documents(offset, limit, order, **conditions)
