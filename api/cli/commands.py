@@ -161,7 +161,7 @@ def import_(paths, if_empty, force_revert):
         message += "; published with open lint errors: " + "; ".join(
             f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
     result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
-                                      force=force_revert, progress=Progress("importing"))
+                                      force=force_revert, progress=Progress("importing"), loaded=True)
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     for line in findings:

@@ -122,19 +122,21 @@ class Documents:
 
     # --- import -----------------------------------------------------------------
 
-    def import_(self, documents, *, actor="import", message="", force=False, progress=None):
+    def import_(self, documents, *, actor="import", message="", force=False, progress=None, loaded=False):
         """Bring a set of documents (which may refer to each other) into the store, published.
 
         Each document carries the revision it was exported at. The store is the source of truth:
         a document the store has moved past that revision (a newer revision, an unpublish, a
         draft, a deletion) is refused and nothing of it applied, unless `force`, and then the
         change says so. A document equal to the store's published revision changes nothing.
+        `loaded`: the documents already went through load_document (as load_set does), so
+        only their references are checked again, now against the store.
         The whole applicable set is validated, with the store, before anything is written; it
         is then committed in batches of up to IMPORT_BATCH documents, each all or nothing."""
         with self.store.writing():
             batch = {}
             for content in documents:
-                document, errors = load_document(content)
+                document, errors = (content, []) if loaded else load_document(content)
                 if errors:
                     raise InvalidDocument(f"{document.get('type')}/{document.get('id')}", errors)
                 batch[(document["type"], document["id"])] = document
