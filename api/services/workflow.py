@@ -23,7 +23,7 @@ from api.services.errors import (AlreadyExists, Blocked, DomainError, Forbidden,
 from api.services.lint import lint
 from api.knowledge.documents import InvalidDocument
 from api.services.documents import Documents
-from api.store.clock import now_iso
+from api.store.clock import iso, now_iso
 from api.store.keys import ROLES, ApiKey
 from api.store.indexes import TITLE_FIELDS, title_of, workflow_state  # noqa: F401 (for the console)
 from api.store.readmodel import ReadModel
@@ -476,11 +476,6 @@ class Listing(Sequence):
 
     def __iter__(self):
         return iter(self[:])  # one read for all, not one per item
-
-
-def iso(moment):
-    """An aware datetime as the store's clock writes times, so they compare as text."""
-    return moment.astimezone(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _audit_conditions(document, actor, since, until):

@@ -22,6 +22,7 @@ from dataclasses import asdict
 
 import orjson
 
+from api.store.clock import iso
 from api.store.journal import next_pointers
 from api.store.records import Change, StorageUnavailable, StoreError
 from api.store.storage import StoreCorrupt
@@ -76,8 +77,7 @@ def due_at(state, publish_at):
     compares as text with now; None unless the document waits, approved, for a time."""
     if state != "approved" or not publish_at:
         return None
-    moment = datetime.datetime.fromisoformat(publish_at.replace("Z", "+00:00"))
-    return moment.astimezone(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso(datetime.datetime.fromisoformat(publish_at.replace("Z", "+00:00")))
 
 
 def head_labels(revision):
