@@ -14,14 +14,12 @@ from api.store.keys import KeyStore
 from api.store.readmodel import ReadModel
 from api.store.sessions import SessionStore
 from api.store.store import Store
-from api.store.workingset import WorkingSetModel
 from api.web import (DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED, metrics, ratelimits,
                      security)
 from api.web.bodies import BodyErrors
 from api.web.auth import require_key
 from api.web.caching import finish_response
 from api.web.console import bp as console  # HTML pages, not part of the OpenAPI contract
-from api.web.console.pages import queue_row
 from api.web.context import services
 from api.web.converters import register_converters
 from api.web.errors import register_error_handlers
@@ -112,10 +110,9 @@ def create_app(test_config=None):
     app.wsgi_app = PublicResponseCache(app.wsgi_app, app.extensions["medkb"], limits,
                                        app.config["MEDKB_RESPONSE_CACHE_BYTES"])
 
-    # The console's sessions and working set live in the store folder; the app factory opens them
-    # as it opens the store itself.
+    # The console's sessions live in the store folder; the app factory opens them as it opens the
+    # store itself.
     app.extensions["medkb.console_sessions"] = SessionStore(store.root / "console-sessions")
-    app.extensions["medkb.console_working_set"] = WorkingSetModel(store, queue_row(app.extensions["medkb"].editorial))
 
     app.register_blueprint(console)
 

@@ -15,7 +15,7 @@ from api.knowledge.jsonschema import document_json_schemas
 from api.services.documents import Documents
 from api.services.lint import lint_set
 from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
-from api.services.workflow import Editorial
+from api.services.workflow import Editorial, Scheduler
 from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStore, KeyStoreError
 from api.store.storage import StoreCorrupt
@@ -161,7 +161,7 @@ def import_(paths, if_empty, force_revert):
         message += "; published with open lint errors: " + "; ".join(
             f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
     result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
-                                      force=force_revert, progress=Progress("importing"))
+                                      force=force_revert, progress=Progress("importing"), loaded=True)
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     for line in findings:
@@ -203,9 +203,13 @@ def export(out):
 
 
 @main.command()
-def check():
+@click.option("--repair", is_flag=True, help="Also rebuild the index file (indexes.sqlite) from the change log.")
+def check(repair):
     """Verify every revision's hash, every pointer and the change sequence."""
     store = open_store()
+    if repair:
+        store.indexes.rebuild(store)
+        click.echo(f"{store.indexes.path}: rebuilt from the change log.", err=True)
     problems = store.verify()
     for problem in problems:
         click.echo(problem)
@@ -218,10 +222,10 @@ def check():
 
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
-    editorial = Editorial(open_store())
-    webhooks = webhook_service(editorial.store, on_attempt=webhook_attempted)
+    scheduler = Scheduler(Editorial(open_store()))
+    webhooks = webhook_service(scheduler.editorial.store, on_attempt=webhook_attempted)
     while not stop.is_set():
-        for change in editorial.publish_due():
+        for change in scheduler.tick():
             SCHEDULED_PUBLISHES.labels(change.type).inc()
             click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
         webhooks.tick()
