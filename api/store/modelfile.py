@@ -1,0 +1,310 @@
+"""The read model's file: one SQLite database (WAL) that every process serving a store opens.
+
+It holds two views of the store, each document pre-serialized once:
+
+- `PUBLISHED`: each published document, the publication index the feed pages through (each
+  document's latest publish/unpublish/delete change) and the references between documents;
+- `HEAD`: each live head revision, drafts included, for preview.
+
+Each view records the last change it applied. A process that finds the store ahead applies only
+the changes since, a window at a time, each window in one write transaction of this file that
+first rereads where the view stands: two processes catching up at once apply each change once,
+and a process killed mid-apply leaves the file at the end of the last window it committed.
+Applying is idempotent (a document is written as the store holds it now), so a window that
+already saw a later commit is simply written again.
+
+The file is derived data: missing, of an older format, or made from another store (the last
+change or publication it applied is not the store's), it is rebuilt in one transaction when
+opened. Opening happens outside request handling: `medkb serve` before its
+workers start, `medkb import` after importing, and the app factory.
+
+Built only through the store's interface (entries, publications, changes, published, head,
+last_seq), so it works over any store backend; its location is a parameter, so each API node
+over a shared database keeps its own.
+"""
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+FORMAT = 1
+FILE_NAME = "readmodel.sqlite"
+PUBLISHED, HEAD = 0, 1
+WINDOW = 1000  # changes per write transaction while catching up: bounds how long others wait for the lock
+BUSY_TIMEOUT_MS = 60_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS documents (
+    view INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL,
+    revision INTEGER NOT NULL, etag TEXT NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (view, type, id));
+CREATE TABLE IF NOT EXISTS counts (view INTEGER NOT NULL, type TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (view, type));
+CREATE TABLE IF NOT EXISTS refs (
+    view INTEGER NOT NULL, source_type TEXT NOT NULL, source_id TEXT NOT NULL, field TEXT NOT NULL,
+    target_type TEXT NOT NULL, target_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS refs_by_target ON refs (view, target_type, target_id, source_type, field, source_id);
+CREATE INDEX IF NOT EXISTS refs_by_source ON refs (view, source_type, source_id);
+CREATE TABLE IF NOT EXISTS publications (
+    type TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL UNIQUE, kind TEXT NOT NULL, PRIMARY KEY (type, id));
+"""
+_TABLES = ("documents", "counts", "refs", "publications")
+_APPLIED = {PUBLISHED: "published_applied", HEAD: "head_applied"}
+
+
+class ModelBusy(Exception):
+    """Another process holds the file's write lock: the caller serves what it has and retries."""
+
+
+def default_path(store):
+    return Path(store.root) / FILE_NAME
+
+
+def _field_name(path):
+    """'conditions.0' -> 'conditions', 'related.1.product' -> 'related.product': which field, not which item."""
+    return ".".join(part for part in path.split(".") if not part.isdigit())
+
+
+def _fingerprint(change):
+    return f"{change.seq} {change.type}/{change.id} {change.kind} {change.at}" if change else ""
+
+
+class ModelFile:
+    def __init__(self, path, references):
+        """references(document) yields the (field path, type, id) a document points at; every process
+        sharing the file must pass the same function."""
+        self.path = Path(path)
+        self._references = references
+        self._local = threading.local()
+
+    # --- connections -----------------------------------------------------------
+
+    def _db(self):
+        # One connection per thread, and never one inherited through fork(): SQLite forbids both.
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.db, local.pid = self._connect(), os.getpid()
+        return local.db
+
+    def _connect(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                             check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # Derived data: losing the last transactions to a power cut only means applying them again.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    def close(self):
+        db = getattr(self._local, "db", None)
+        if db is not None and self._local.pid == os.getpid():
+            db.close()
+        self._local.__dict__.clear()
+
+    @contextmanager
+    def _writing(self, wait=True):
+        db = self._db()
+        if not wait:
+            db.execute("PRAGMA busy_timeout=0")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if wait or "locked" not in str(error):
+                raise
+            raise ModelBusy(str(error)) from None
+        finally:
+            if not wait:
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # --- meta -------------------------------------------------------------------
+
+    def meta(self, db=None):
+        return dict((db or self._db()).execute("SELECT key, value FROM meta").fetchall())
+
+    @staticmethod
+    def _set_meta(db, **values):
+        db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+
+    def applied(self, view, meta=None):
+        return (meta or self.meta()).get(_APPLIED[view], 0)
+
+    # --- opening and building ---------------------------------------------------
+
+    def open(self, store):
+        """Make the file follow `store`: rebuild it if it is missing or not this store's, then apply
+        what the store committed since. Returns why it was rebuilt, or None."""
+        last = store.last_seq()
+        reason = self._stale(store, self.meta(), last)
+        if reason:
+            with self._writing() as db:
+                reason = self._stale(store, self.meta(db), last)  # another process may have built it meanwhile
+                if reason:
+                    self._build(db, store, last)
+            if reason:
+                self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.catch_up(store, PUBLISHED, last)
+        self.catch_up(store, HEAD, last)
+        return reason
+
+    @staticmethod
+    def _stale(store, meta, last):
+        """Why the file cannot follow `store`, or None. The last change and the last publication
+        each view applied must be the store's own: a file made from another store, or from this
+        one before it was restored from a backup, fails one or the other."""
+        if not meta:
+            return "missing"
+        if meta.get("format") != FORMAT:
+            return f"format {meta.get('format')}, not {FORMAT}"
+        head_applied, published_seq = meta.get("head_applied", 0), meta.get("published_seq", 0)
+        if max(meta.get("published_applied", 0), head_applied) > last:
+            return f"ahead of the store (at change {last})"
+        if head_applied and _fingerprint(next(iter(store.changes(head_applied - 1, limit=1)), None)) \
+                != meta.get("head_tip"):
+            return f"change {head_applied} differs from the store's"
+        if published_seq and _fingerprint(next(iter(store.publications(published_seq - 1, published_seq)), None)) \
+                != meta.get("published_tip"):
+            return f"publication {published_seq} differs from the store's"
+        return None
+
+    def _build(self, db, store, last):
+        for table in _TABLES:
+            db.execute(f"DELETE FROM {table}")
+        latest = None
+        for state, head, published in store.entries():
+            if published is not None:
+                self._put(db, PUBLISHED, state.type, state.id, published)
+            if not head.deleted:
+                self._put(db, HEAD, state.type, state.id, head)
+            if state.publication_seq:
+                kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
+                db.execute("INSERT INTO publications (type, id, seq, kind) VALUES (?, ?, ?, ?)",
+                           (state.type, state.id, state.publication_seq, kind))
+                latest = max(latest or 0, state.publication_seq)
+        published_tip = _fingerprint(next(iter(store.publications(latest - 1, latest)), None)) if latest else ""
+        head_tip = _fingerprint(next(iter(store.changes(last - 1, limit=1)), None)) if last else ""
+        builds = self.meta(db).get("builds", 0) + 1
+        self._set_meta(db, format=FORMAT, published_applied=last, head_applied=last, published_seq=latest or 0,
+                       published_tip=published_tip, head_tip=head_tip, builds=builds)
+
+    # --- applying changes ---------------------------------------------------------
+
+    def catch_up(self, store, view, last, wait=True):
+        """Apply the store's changes up to `last` to `view`. With wait=False, raises ModelBusy
+        instead of waiting while another process writes the file."""
+        while self.applied(view) < last:
+            with self._writing(wait) as db:
+                applied = self.applied(view, self.meta(db))
+                if applied >= last:
+                    return
+                if view == PUBLISHED:
+                    self._apply_publications(db, store, applied, min(last, applied + WINDOW))
+                else:
+                    self._apply_heads(db, store, applied, last)
+
+    def _apply_publications(self, db, store, applied, until):
+        changes = store.publications(applied, until)
+        for type_name, id_ in dict.fromkeys((change.type, change.id) for change in changes):
+            self._put(db, PUBLISHED, type_name, id_, store.published(type_name, id_))
+        for change in changes:
+            db.execute("INSERT OR REPLACE INTO publications (type, id, seq, kind) VALUES (?, ?, ?, ?)",
+                       (change.type, change.id, change.seq, change.kind))
+        values = {"published_applied": until}
+        if changes:
+            values.update(published_seq=changes[-1].seq, published_tip=_fingerprint(changes[-1]))
+        self._set_meta(db, **values)
+
+    def _apply_heads(self, db, store, applied, last):
+        changes = store.changes(applied, limit=min(WINDOW, last - applied))
+        for type_name, id_ in dict.fromkeys((change.type, change.id) for change in changes):
+            head = store.head(type_name, id_)
+            self._put(db, HEAD, type_name, id_, None if head is None or head.deleted else head)
+        if changes:
+            self._set_meta(db, head_applied=changes[-1].seq, head_tip=_fingerprint(changes[-1]))
+
+    def _put(self, db, view, type_name, id_, revision):
+        key = (view, type_name, id_)
+        existed = db.execute("SELECT 1 FROM documents WHERE view = ? AND type = ? AND id = ?", key).fetchone()
+        db.execute("DELETE FROM refs WHERE view = ? AND source_type = ? AND source_id = ?", key)
+        if revision is None:
+            if existed:
+                db.execute("DELETE FROM documents WHERE view = ? AND type = ? AND id = ?", key)
+                db.execute("UPDATE counts SET n = n - 1 WHERE view = ? AND type = ?", (view, type_name))
+            return
+        db.execute("INSERT OR REPLACE INTO documents (view, type, id, revision, etag, body) VALUES (?, ?, ?, ?, ?, ?)",
+                   (*key, revision.revision, revision.hash, orjson.dumps(revision.content)))
+        if not existed:
+            db.execute("INSERT INTO counts (view, type, n) VALUES (?, ?, 1) "
+                       "ON CONFLICT (view, type) DO UPDATE SET n = n + 1", (view, type_name))
+        targets = {(_field_name(field), target_type, target_id)
+                   for field, target_type, target_id in self._references(revision.content)}
+        db.executemany("INSERT INTO refs (view, source_type, source_id, field, target_type, target_id) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", [(*key, *target) for target in targets])
+
+    # --- reading ------------------------------------------------------------------
+
+    def get(self, view, type_name, id_):
+        return self._db().execute("SELECT revision, etag, body FROM documents WHERE view = ? AND type = ? AND id = ?",
+                                  (view, type_name, id_)).fetchone()
+
+    def page(self, view, type_name, offset, limit):
+        """(revision, etag, body) of documents of a type in id order, `limit` of them from `offset`."""
+        # The rowids come from the primary key's index alone, so skipping `offset` rows reads no body.
+        return self._db().execute(
+            "SELECT revision, etag, body FROM documents WHERE rowid IN (SELECT rowid FROM documents "
+            "WHERE view = ? AND type = ? ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
+            (view, type_name, limit, offset)).fetchall()
+
+    def iterate(self, view, type_name, batch=500):
+        after = ""
+        while True:
+            rows = self._db().execute(
+                "SELECT id, revision, etag, body FROM documents WHERE view = ? AND type = ? AND id > ? "
+                "ORDER BY id LIMIT ?", (view, type_name, after, batch)).fetchall()
+            for row in rows:
+                yield row[1:]
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    def count(self, view, type_name=None):
+        if type_name is None:
+            row = self._db().execute("SELECT sum(n) FROM counts WHERE view = ?", (view,)).fetchone()
+        else:
+            row = self._db().execute("SELECT n FROM counts WHERE view = ? AND type = ?", (view, type_name)).fetchone()
+        return (row and row[0]) or 0
+
+    def referrers(self, view, type_name, id_):
+        """(type, id) of the documents that refer to this one, itself excepted, sorted."""
+        return self._db().execute(
+            "SELECT DISTINCT source_type, source_id FROM refs WHERE view = ? AND target_type = ? AND target_id = ? "
+            "AND NOT (source_type = ? AND source_id = ?) ORDER BY source_type, source_id",
+            (view, type_name, id_, type_name, id_)).fetchall()
+
+    def referring(self, view, type_name, id_, source_type, field):
+        """(revision, etag, body) of the documents of `source_type` whose `field` refers to this one, by id."""
+        return self._db().execute(
+            "SELECT d.revision, d.etag, d.body FROM documents d WHERE d.view = ? AND d.type = ? AND d.id IN "
+            "(SELECT source_id FROM refs WHERE view = ? AND target_type = ? AND target_id = ? AND source_type = ? "
+            "AND field = ?) ORDER BY d.id",
+            (view, source_type, view, type_name, id_, source_type, field)).fetchall()
+
+    def publications_after(self, since, batch=500):
+        """(seq, type, id, kind) of each document's latest publication change after `since`, in order."""
+        while True:
+            rows = self._db().execute("SELECT seq, type, id, kind FROM publications WHERE seq > ? ORDER BY seq LIMIT ?",
+                                      (since, batch)).fetchall()
+            yield from rows
+            if len(rows) < batch:
+                return
+            since = rows[-1][0]
