@@ -141,15 +141,18 @@ class ModelFile:
 
     # --- opening and building ---------------------------------------------------
 
-    def open(self, store):
+    def open(self, store, announce=None):
         """Make the file follow `store`: rebuild it if it is missing or not this store's, then apply
-        what the store committed since. Returns why it was rebuilt, or None."""
+        what the store committed since. Returns why it was rebuilt, or None. announce(reason) is
+        called before a build, which reads every document."""
         last = store.last_seq()
         reason = self._stale(store, self.meta(), last)
         if reason:
             with self._writing() as db:
                 reason = self._stale(store, self.meta(db), last)  # another process may have built it meanwhile
                 if reason:
+                    if announce:
+                        announce(reason)
                     self._build(db, store, last)
             if reason:
                 self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
