@@ -187,6 +187,10 @@ def test_delivery_lookups_follow_each_change(store):
     delivery = Delivery(model)
     assert [e.document["id"] for e in delivery.products(condition="cond")] == ["drug", "other"]
     assert [e.document["id"] for e in delivery.faqs_of("drug")] == ["drug-q1", "drug-q2"]
+    filtered = {"drug_class": "b02bd1", "product_type": "gene_therapy"}  # an ATC code's prefix
+    assert [e.document["id"] for e in delivery.products(**filtered)] == ["drug"]
+    assert [e.document["id"] for e in delivery.products(drug_class="Factor IX", condition="cond")] == ["other"]
+    assert len(delivery.products(drug_class="B02BD16", product_type="recombinant_factor")) == 0
     documents = Documents(store)
     documents.write(dict(store.head("condition", "cond").content, id="cond2"), expected_revision=0, actor="ann",
                     publish=True)
@@ -197,6 +201,7 @@ def test_delivery_lookups_follow_each_change(store):
     delivery.refresh()
     assert [e.document["id"] for e in delivery.products(condition="cond")] == ["drug"]
     assert [e.document["id"] for e in delivery.products(condition="cond2")] == ["other"]
+    assert [e.document["id"] for e in delivery.products(drug_class="factor ix")] == ["other"]
     assert [e.document["id"] for e in delivery.faqs_of("drug")] == ["drug-q2", "drug-q1"]
     assert delivery.mechanism_of("drug").document["id"] == "drug-mechanism"
     assert json.loads(model.get("faq", "drug-q1").body)["position"] == 7

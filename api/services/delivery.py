@@ -71,7 +71,7 @@ class Delivery:
     # --- lookups by reference: indexed in the model, per change ------------------
 
     def _products_treating(self, condition_id):
-        return self.model.referring("condition", condition_id, "product", "conditions")
+        return self.model.matching("product", [[("condition", condition_id.lower(), False)]])
 
     def _faqs_about(self, product_id):
         faqs = self.model.referring("product", product_id, "faq", "product")
@@ -93,20 +93,18 @@ class Delivery:
         return self.model.all(type_name)
 
     def products(self, condition=None, drug_class=None, product_type=None):
+        """Published products, by id, filtered through the model's index of LIST_FILTERS terms: a
+        lazy sequence however many match."""
+        clauses = []
         if condition:
-            entries = self._products_treating(condition)
-        else:
-            entries = self.model.all("product")
+            clauses.append([("condition", condition.lower(), False)])
         if product_type:
-            entries = [e for e in entries if e.document["product_type"] == product_type]
+            clauses.append([("product_type", product_type.lower(), False)])
         if drug_class:
             wanted = drug_class.lower()
             # ATC groups are classes; a full ATC code is an identifier, and matches by prefix too.
-            entries = [e for e in entries if any(
-                (c.get("code") or "").lower().startswith(wanted) or (c.get("name") or "").lower() == wanted
-                for c in e.document["classes"]) or any(
-                i["system"] == "atc" and i["value"].lower().startswith(wanted) for i in e.document.get("identifiers", []))]
-        return entries
+            clauses.append([("class_code", wanted, True), ("class_name", wanted, False), ("atc", wanted, True)])
+        return self.model.matching("product", clauses) if clauses else self.model.all("product")
 
     def faqs(self, product=None):
         if product:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import orjson
 
+from schemas import LIST_FILTERS
+
 FORMAT = 1
 FILE_NAME = "readmodel.sqlite"
 PUBLISHED, HEAD = 0, 1
@@ -49,10 +51,15 @@ CREATE TABLE IF NOT EXISTS refs (
     target_type TEXT NOT NULL, target_id TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS refs_by_target ON refs (view, target_type, target_id, source_type, field, source_id);
 CREATE INDEX IF NOT EXISTS refs_by_source ON refs (view, source_type, source_id);
+CREATE TABLE IF NOT EXISTS terms (
+    view INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS terms_by_value ON terms (view, type, name, value, id);
+CREATE INDEX IF NOT EXISTS terms_by_document ON terms (view, type, id);
 CREATE TABLE IF NOT EXISTS publications (
     type TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL UNIQUE, kind TEXT NOT NULL, PRIMARY KEY (type, id));
 """
-_TABLES = ("documents", "counts", "refs", "publications")
+_TABLES = ("documents", "counts", "refs", "terms", "publications")
+_TEXT_END = "\U0010ffff"  # sorts after every other character: [prefix, prefix + _TEXT_END) holds all that start with it
 _APPLIED = {PUBLISHED: "published_applied", HEAD: "head_applied"}
 
 
@@ -67,6 +74,52 @@ def default_path(store):
 def _field_name(path):
     """'conditions.0' -> 'conditions', 'related.1.product' -> 'related.product': which field, not which item."""
     return ".".join(part for part in path.split(".") if not part.isdigit())
+
+
+def _values_at(node, path):
+    """The string values at a LIST_FILTERS path like 'classes[].code' or 'identifiers[system=atc].value'."""
+    head, _, rest = path.partition(".")
+    name, _, selector = head.partition("[")
+    value = node.get(name) if isinstance(node, dict) else None
+    if value is None:
+        return
+    if selector:
+        wanted = selector.rstrip("]").partition("=")
+        items = [item for item in value if not wanted[0] or (isinstance(item, dict)
+                                                             and item.get(wanted[0]) == wanted[2])] \
+            if isinstance(value, list) else []
+    else:
+        items = [value]
+    for item in items:
+        if rest:
+            yield from _values_at(item, rest)
+        elif isinstance(item, str):
+            yield item
+
+
+def list_terms(document):
+    """(name, lower-cased value) of each LIST_FILTERS field the document has."""
+    return {(name, value.lower()) for name, path in LIST_FILTERS.get(document.get("type"), ())
+            for value in _values_at(document, path)}
+
+
+def _where(view, type_name, clauses):
+    """SQL and parameters selecting documents of a view and type whose terms meet every clause.
+    A clause is a list of alternatives (name, value, prefix): the term equals value, or with
+    prefix true, starts with it."""
+    sql, params = ["view = ? AND type = ?"], [view, type_name]
+    for alternatives in clauses:
+        tests, clause_params = [], [view, type_name]
+        for name, value, prefix in alternatives:
+            if prefix:
+                tests.append("(name = ? AND value >= ? AND value < ?)")
+                clause_params += [name, value, value + _TEXT_END]
+            else:
+                tests.append("(name = ? AND value = ?)")
+                clause_params += [name, value]
+        sql.append(f"id IN (SELECT id FROM terms WHERE view = ? AND type = ? AND ({' OR '.join(tests)}))")
+        params += clause_params
+    return " AND ".join(sql), params
 
 
 def _fingerprint(change):
@@ -239,6 +292,7 @@ class ModelFile:
         key = (view, type_name, id_)
         existed = db.execute("SELECT 1 FROM documents WHERE view = ? AND type = ? AND id = ?", key).fetchone()
         db.execute("DELETE FROM refs WHERE view = ? AND source_type = ? AND source_id = ?", key)
+        db.execute("DELETE FROM terms WHERE view = ? AND type = ? AND id = ?", key)
         if revision is None:
             if existed:
                 db.execute("DELETE FROM documents WHERE view = ? AND type = ? AND id = ?", key)
@@ -253,6 +307,8 @@ class ModelFile:
                    for field, target_type, target_id in self._references(revision.content)}
         db.executemany("INSERT INTO refs (view, source_type, source_id, field, target_type, target_id) "
                        "VALUES (?, ?, ?, ?, ?, ?)", [(*key, *target) for target in targets])
+        db.executemany("INSERT INTO terms (view, type, id, name, value) VALUES (?, ?, ?, ?, ?)",
+                       [(*key, *term) for term in list_terms(revision.content)])
 
     # --- reading ------------------------------------------------------------------
 
@@ -260,28 +316,32 @@ class ModelFile:
         return self._db().execute("SELECT revision, etag, body FROM documents WHERE view = ? AND type = ? AND id = ?",
                                   (view, type_name, id_)).fetchone()
 
-    def page(self, view, type_name, offset, limit):
-        """(revision, etag, body) of documents of a type in id order, `limit` of them from `offset`."""
-        # The rowids come from the primary key's index alone, so skipping `offset` rows reads no body.
+    def page(self, view, type_name, offset, limit, clauses=()):
+        """(revision, etag, body) of documents of a type in id order, `limit` of them from `offset`,
+        among those meeting `clauses` (see _where)."""
+        where, params = _where(view, type_name, clauses)
+        # The rowids come from indexes alone, so skipping `offset` rows reads no body.
         return self._db().execute(
-            "SELECT revision, etag, body FROM documents WHERE rowid IN (SELECT rowid FROM documents "
-            "WHERE view = ? AND type = ? ORDER BY id LIMIT ? OFFSET ?) ORDER BY id",
-            (view, type_name, limit, offset)).fetchall()
+            f"SELECT revision, etag, body FROM documents WHERE rowid IN (SELECT rowid FROM documents WHERE {where} "
+            "ORDER BY id LIMIT ? OFFSET ?) ORDER BY id", (*params, limit, offset)).fetchall()
 
-    def iterate(self, view, type_name, batch=500):
+    def iterate(self, view, type_name, clauses=(), batch=500):
+        where, params = _where(view, type_name, clauses)
         after = ""
         while True:
-            rows = self._db().execute(
-                "SELECT id, revision, etag, body FROM documents WHERE view = ? AND type = ? AND id > ? "
-                "ORDER BY id LIMIT ?", (view, type_name, after, batch)).fetchall()
+            rows = self._db().execute(f"SELECT id, revision, etag, body FROM documents WHERE {where} AND id > ? "
+                                      "ORDER BY id LIMIT ?", (*params, after, batch)).fetchall()
             for row in rows:
                 yield row[1:]
             if len(rows) < batch:
                 return
             after = rows[-1][0]
 
-    def count(self, view, type_name=None):
-        if type_name is None:
+    def count(self, view, type_name=None, clauses=()):
+        if clauses:
+            where, params = _where(view, type_name, clauses)
+            row = self._db().execute(f"SELECT count(*) FROM documents WHERE {where}", params).fetchone()
+        elif type_name is None:
             row = self._db().execute("SELECT sum(n) FROM counts WHERE view = ?", (view,)).fetchone()
         else:
             row = self._db().execute("SELECT n FROM counts WHERE view = ? AND type = ?", (view, type_name)).fetchone()

@@ -48,11 +48,11 @@ class Listing(Sequence):
     """The documents of one type in id order, read a slice at a time: a page of a list of 100,000
     reads its page, never the other 99,980 (flask-smorest's Page takes len() and a slice)."""
 
-    def __init__(self, file, view, type_name):
-        self._file, self._view, self._type = file, view, type_name
+    def __init__(self, file, view, type_name, clauses=()):
+        self._file, self._view, self._type, self._clauses = file, view, type_name, clauses
 
     def __len__(self):
-        return self._file.count(self._view, self._type)
+        return self._file.count(self._view, self._type, self._clauses)
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -61,16 +61,19 @@ class Listing(Sequence):
                 start, stop, step = index.indices(len(self))
                 return list(self)[start:stop:step] if step != 1 else self[start:stop]
             limit = -1 if stop is None else max(0, stop - start)
-            return [Published.from_row(row) for row in self._file.page(self._view, self._type, start, limit)]
+            return [Published.from_row(row) for row in self._page(start, limit)]
         if index < 0:
             index += len(self)
-        rows = self._file.page(self._view, self._type, index, 1) if index >= 0 else []
+        rows = self._page(index, 1) if index >= 0 else []
         if not rows:
             raise IndexError(index)
         return Published.from_row(rows[0])
 
+    def _page(self, offset, limit):
+        return self._file.page(self._view, self._type, offset, limit, self._clauses)
+
     def __iter__(self):
-        return (Published.from_row(row) for row in self._file.iterate(self._view, self._type))
+        return (Published.from_row(row) for row in self._file.iterate(self._view, self._type, self._clauses))
 
 
 class ModelView:
@@ -90,6 +93,11 @@ class ModelView:
     def all(self, type_name):
         """Documents of a type, ordered by id: a lazy sequence."""
         return Listing(self.file, self.view, type_name)
+
+    def matching(self, type_name, clauses):
+        """Documents of a type whose LIST_FILTERS terms meet every clause, ordered by id: a lazy
+        sequence. A clause is a list of alternatives (name, lower-cased value, prefix?)."""
+        return Listing(self.file, self.view, type_name, tuple(clauses))
 
     def count(self, type_name=None):
         return self.file.count(self.view, type_name)
