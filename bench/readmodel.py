@@ -16,6 +16,7 @@ of opening the Store and the ReadModel on their own. Everything is a ratio again
 size, measured in the same run. Only loopback is used.
 """
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -182,7 +183,7 @@ def measure(total, workers, folder):
     publish_one(db)
     after_publish = Server(db, workers)
     after_publish.stop()
-    with sqlite3.connect(db / FILE_NAME) as model:
+    with contextlib.closing(sqlite3.connect(db / FILE_NAME)) as model:
         builds = dict(model.execute("SELECT key, value FROM meta"))["builds"]
     store_ms, model_ms = in_process_opening(db)
     size_mb = sum(p.stat().st_size for p in db.glob(FILE_NAME + "*")) / 1e6

@@ -1,5 +1,6 @@
 """The persisted read model: one file every process shares, opened rather than rebuilt, applied
 per change, and left consistent by a process killed while applying."""
+import contextlib
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from servers import create_key, serving
 
 
 def meta(path):
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         return dict(db.execute("SELECT key, value FROM meta").fetchall())
 
 

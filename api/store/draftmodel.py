@@ -5,6 +5,7 @@ the same file: its HEAD view, built with the published one. Editorial traffic mu
 edits at once, so every refresh checks the store's head; when it moved, the view applies the
 changes since the last one it applied, rereading only the documents they touched.
 """
+from api.store.modelfile import ModelBusy
 from api.store.readmodel import HEAD, ModelView
 
 
@@ -25,6 +26,9 @@ class DraftModel(ModelView):
         stamp = self.store.head_stamp()
         if stamp == self._stamp:
             return
-        self.file.catch_up(self.store, HEAD, self.store.last_seq())
+        try:
+            self.file.catch_up(self.store, HEAD, self.store.last_seq())
+        except ModelBusy:  # held past the busy timeout (a rebuild elsewhere): preview what it has, retry next time
+            return
         self._note_applied()
         self._stamp = stamp

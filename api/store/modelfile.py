@@ -1,6 +1,7 @@
 """The read model's file: one SQLite database (WAL) that every process serving a store opens.
 
-It holds two views of the store, each document pre-serialized once:
+It holds two views of the store, each revision pre-serialized once (a revision both published
+and head is stored once):
 
 - `PUBLISHED`: each published document, the publication index the feed pages through (each
   document's latest publish/unpublish/delete change) and the references between documents;
@@ -41,9 +42,11 @@ BUSY_TIMEOUT_MS = 60_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS documents (
-    view INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL,
-    revision INTEGER NOT NULL, etag TEXT NOT NULL, body BLOB NOT NULL,
+    view INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, revision INTEGER NOT NULL, etag TEXT NOT NULL,
     PRIMARY KEY (view, type, id));
+CREATE INDEX IF NOT EXISTS documents_by_revision ON documents (type, id, revision);
+CREATE TABLE IF NOT EXISTS bodies (
+    type TEXT NOT NULL, id TEXT NOT NULL, revision INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (type, id, revision));
 CREATE TABLE IF NOT EXISTS counts (view INTEGER NOT NULL, type TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (view, type));
 CREATE TABLE IF NOT EXISTS refs (
@@ -58,7 +61,10 @@ CREATE INDEX IF NOT EXISTS terms_by_document ON terms (view, type, id);
 CREATE TABLE IF NOT EXISTS publications (
     type TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL UNIQUE, kind TEXT NOT NULL, PRIMARY KEY (type, id));
 """
-_TABLES = ("documents", "counts", "refs", "terms", "publications")
+_TABLES = ("documents", "bodies", "counts", "refs", "terms", "publications")
+# A row of `documents` with its body: a revision both published and head is stored once, in `bodies`.
+_WITH_BODY = ("SELECT d.revision, d.etag, b.body FROM documents d "
+              "JOIN bodies b ON b.type = d.type AND b.id = d.id AND b.revision = d.revision")
 _TEXT_END = "\U0010ffff"  # sorts after every other character: [prefix, prefix + _TEXT_END) holds all that start with it
 _APPLIED = {PUBLISHED: "published_applied", HEAD: "head_applied"}
 
@@ -167,9 +173,9 @@ class ModelFile:
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if wait or "locked" not in str(error):
+            if "locked" not in str(error):
                 raise
-            raise ModelBusy(str(error)) from None
+            raise ModelBusy(f"{self.path}: {error}") from None
         finally:
             if not wait:
                 db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -290,47 +296,56 @@ class ModelFile:
 
     def _put(self, db, view, type_name, id_, revision):
         key = (view, type_name, id_)
-        existed = db.execute("SELECT 1 FROM documents WHERE view = ? AND type = ? AND id = ?", key).fetchone()
+        row = db.execute("SELECT revision FROM documents WHERE view = ? AND type = ? AND id = ?", key).fetchone()
+        old = row[0] if row else None
+        if revision is not None and revision.revision == old:
+            return  # applied already: revisions never change
         db.execute("DELETE FROM refs WHERE view = ? AND source_type = ? AND source_id = ?", key)
         db.execute("DELETE FROM terms WHERE view = ? AND type = ? AND id = ?", key)
         if revision is None:
-            if existed:
+            if old is not None:
                 db.execute("DELETE FROM documents WHERE view = ? AND type = ? AND id = ?", key)
                 db.execute("UPDATE counts SET n = n - 1 WHERE view = ? AND type = ?", (view, type_name))
-            return
-        db.execute("INSERT OR REPLACE INTO documents (view, type, id, revision, etag, body) VALUES (?, ?, ?, ?, ?, ?)",
-                   (*key, revision.revision, revision.hash, orjson.dumps(revision.content)))
-        if not existed:
-            db.execute("INSERT INTO counts (view, type, n) VALUES (?, ?, 1) "
-                       "ON CONFLICT (view, type) DO UPDATE SET n = n + 1", (view, type_name))
-        targets = {(_field_name(field), target_type, target_id)
-                   for field, target_type, target_id in self._references(revision.content)}
-        db.executemany("INSERT INTO refs (view, source_type, source_id, field, target_type, target_id) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", [(*key, *target) for target in targets])
-        db.executemany("INSERT INTO terms (view, type, id, name, value) VALUES (?, ?, ?, ?, ?)",
-                       [(*key, *term) for term in list_terms(revision.content)])
+        else:
+            db.execute("INSERT OR REPLACE INTO documents (view, type, id, revision, etag) VALUES (?, ?, ?, ?, ?)",
+                       (*key, revision.revision, revision.hash))
+            db.execute("INSERT OR IGNORE INTO bodies (type, id, revision, body) VALUES (?, ?, ?, ?)",
+                       (type_name, id_, revision.revision, orjson.dumps(revision.content)))
+            if old is None:
+                db.execute("INSERT INTO counts (view, type, n) VALUES (?, ?, 1) "
+                           "ON CONFLICT (view, type) DO UPDATE SET n = n + 1", (view, type_name))
+            targets = {(_field_name(field), target_type, target_id)
+                       for field, target_type, target_id in self._references(revision.content)}
+            db.executemany("INSERT INTO refs (view, source_type, source_id, field, target_type, target_id) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", [(*key, *target) for target in targets])
+            db.executemany("INSERT INTO terms (view, type, id, name, value) VALUES (?, ?, ?, ?, ?)",
+                           [(*key, *term) for term in list_terms(revision.content)])
+        if old is not None and not db.execute("SELECT 1 FROM documents WHERE type = ? AND id = ? AND revision = ?",
+                                              (type_name, id_, old)).fetchone():
+            db.execute("DELETE FROM bodies WHERE type = ? AND id = ? AND revision = ?", (type_name, id_, old))
 
     # --- reading ------------------------------------------------------------------
 
     def get(self, view, type_name, id_):
-        return self._db().execute("SELECT revision, etag, body FROM documents WHERE view = ? AND type = ? AND id = ?",
+        return self._db().execute(f"{_WITH_BODY} WHERE d.view = ? AND d.type = ? AND d.id = ?",
                                   (view, type_name, id_)).fetchone()
 
     def page(self, view, type_name, offset, limit, clauses=()):
         """(revision, etag, body) of documents of a type in id order, `limit` of them from `offset`,
         among those meeting `clauses` (see _where)."""
         where, params = _where(view, type_name, clauses)
-        # The rowids come from indexes alone, so skipping `offset` rows reads no body.
+        # Skipping `offset` rows reads the small rows of `documents` only, no body.
         return self._db().execute(
-            f"SELECT revision, etag, body FROM documents WHERE rowid IN (SELECT rowid FROM documents WHERE {where} "
-            "ORDER BY id LIMIT ? OFFSET ?) ORDER BY id", (*params, limit, offset)).fetchall()
+            f"{_WITH_BODY} WHERE d.rowid IN (SELECT rowid FROM documents WHERE {where} ORDER BY id LIMIT ? OFFSET ?) "
+            "ORDER BY d.id", (*params, limit, offset)).fetchall()
 
     def iterate(self, view, type_name, clauses=(), batch=500):
         where, params = _where(view, type_name, clauses)
         after = ""
         while True:
-            rows = self._db().execute(f"SELECT id, revision, etag, body FROM documents WHERE {where} AND id > ? "
-                                      "ORDER BY id LIMIT ?", (*params, after, batch)).fetchall()
+            rows = self._db().execute(
+                f"{_WITH_BODY.replace('SELECT ', 'SELECT d.id, ', 1)} WHERE d.rowid IN (SELECT rowid FROM documents "
+                f"WHERE {where} AND id > ? ORDER BY id LIMIT ?) ORDER BY d.id", (*params, after, batch)).fetchall()
             for row in rows:
                 yield row[1:]
             if len(rows) < batch:
@@ -357,7 +372,7 @@ class ModelFile:
     def referring(self, view, type_name, id_, source_type, field):
         """(revision, etag, body) of the documents of `source_type` whose `field` refers to this one, by id."""
         return self._db().execute(
-            "SELECT d.revision, d.etag, d.body FROM documents d WHERE d.view = ? AND d.type = ? AND d.id IN "
+            f"{_WITH_BODY} WHERE d.view = ? AND d.type = ? AND d.id IN "
             "(SELECT source_id FROM refs WHERE view = ? AND target_type = ? AND target_id = ? AND source_type = ? "
             "AND field = ?) ORDER BY d.id",
             (view, source_type, view, type_name, id_, source_type, field)).fetchall()

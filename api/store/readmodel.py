@@ -10,6 +10,7 @@ one worker is visible in all of them within CHECK_INTERVAL.
 Catching up reads only the publication log (publish, unpublish, delete): drafts and workflow
 transitions never reach delivery, so a busy editorial day costs the readers nothing.
 """
+import errno
 import threading
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import orjson
 
 from api.store.modelfile import HEAD, PUBLISHED, ModelBusy, ModelFile, default_path
+from api.store.records import StorageUnavailable
 
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
 
@@ -152,7 +154,9 @@ class ReadModel(ModelView):
                 # A reader does not queue behind another process applying the same changes: it
                 # serves what it has and looks again at its next check. A writer waits for its own.
                 self.file.catch_up(self.store, PUBLISHED, self.store.last_seq(), wait=force or own_commit)
-            except ModelBusy:
+            except ModelBusy as busy:
+                if force:  # a check under the store's lock must see everything committed, or fail the commit
+                    raise StorageUnavailable(OSError(errno.EBUSY, str(busy))) from None
                 return
             self._note_applied()
             self._stamp = stamp
