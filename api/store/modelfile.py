@@ -19,8 +19,8 @@ change or publication it applied is not the store's), it is rebuilt in one trans
 opened. Opening happens outside request handling: `medkb serve` before its
 workers start, `medkb import` after importing, and the app factory.
 
-Built only through the store's interface (entries, publications, changes, published, head,
-last_seq), so it works over any store backend; its location is a parameter, so each API node
+Built only through the store's interface (states, revision, publications, changes, published,
+head, last_seq), so it works over any store backend; its location is a parameter, so each API node
 over a shared database keeps its own.
 """
 import os
@@ -243,10 +243,13 @@ class ModelFile:
         for table in _TABLES:
             db.execute(f"DELETE FROM {table}")
         latest = None
-        for state, head, published in store.entries():
+        for state in store.states():
+            # Most documents' head is their published revision: read it once.
+            published = store.revision(state.type, state.id, state.published) if state.published else None
+            head = published if state.head == state.published else store.revision(state.type, state.id, state.head)
             if published is not None:
                 self._put(db, PUBLISHED, state.type, state.id, published)
-            if not head.deleted:
+            if head is not None and not head.deleted:
                 self._put(db, HEAD, state.type, state.id, head)
             if state.publication_seq:
                 kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
