@@ -50,13 +50,13 @@ CREATE TABLE IF NOT EXISTS bodies (
 CREATE TABLE IF NOT EXISTS counts (view INTEGER NOT NULL, type TEXT NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (view, type));
 CREATE TABLE IF NOT EXISTS refs (
-    view INTEGER NOT NULL, source_type TEXT NOT NULL, source_id TEXT NOT NULL, field TEXT NOT NULL,
-    target_type TEXT NOT NULL, target_id TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS refs_by_target ON refs (view, target_type, target_id, source_type, field, source_id);
+    view INTEGER NOT NULL, target_type TEXT NOT NULL, target_id TEXT NOT NULL, source_type TEXT NOT NULL,
+    field TEXT NOT NULL, source_id TEXT NOT NULL,
+    PRIMARY KEY (view, target_type, target_id, source_type, field, source_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS refs_by_source ON refs (view, source_type, source_id);
 CREATE TABLE IF NOT EXISTS terms (
-    view INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS terms_by_value ON terms (view, type, name, value, id);
+    view INTEGER NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL,
+    PRIMARY KEY (view, type, name, value, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS terms_by_document ON terms (view, type, id);
 CREATE TABLE IF NOT EXISTS publications (
     type TEXT NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL UNIQUE, kind TEXT NOT NULL, PRIMARY KEY (type, id));
@@ -322,7 +322,7 @@ class ModelFile:
             db.executemany("INSERT INTO refs (view, source_type, source_id, field, target_type, target_id) "
                            "VALUES (?, ?, ?, ?, ?, ?)", [(*key, *target) for target in targets])
             db.executemany("INSERT INTO terms (view, type, id, name, value) VALUES (?, ?, ?, ?, ?)",
-                           [(*key, *term) for term in list_terms(revision.content)])
+                           [(*key, name, value) for name, value in list_terms(revision.content)])
         if old is not None and not db.execute("SELECT 1 FROM documents WHERE type = ? AND id = ? AND revision = ?",
                                               (type_name, id_, old)).fetchone():
             db.execute("DELETE FROM bodies WHERE type = ? AND id = ? AND revision = ?", (type_name, id_, old))
