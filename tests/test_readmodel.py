@@ -159,6 +159,17 @@ def test_a_model_made_from_another_store_is_rebuilt(tmp_path, documents, other_s
     assert everything(model) == everything(ReadModel(mine, references, path=tmp_path / "fresh.sqlite"))
 
 
+def test_a_model_of_another_format_is_rebuilt(store):
+    path = store.root / FILE_NAME
+    ReadModel(store, references).file.close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE meta SET value = 1 WHERE key = 'format'")
+        db.execute("DROP TABLE bodies")  # as an older medkb left it: other tables, other columns
+    model = ReadModel(store, references)
+    assert model.rebuilt.startswith("format 1") and meta(path)["builds"] == 2
+    assert model.get("faq", "drug-q1").document["answer"] == "A1."
+
+
 def test_lists_read_only_the_page_asked_for(tmp_path, documents):
     store = Store(tmp_path / "db", durable=False)
     Documents(store).import_(documents + more_faqs(documents, 300), actor="import")

@@ -33,14 +33,14 @@ import orjson
 
 from schemas import LIST_FILTERS
 
-FORMAT = 1
+FORMAT = 2  # bump on any change to the tables below: a file of another format is rebuilt
 FILE_NAME = "readmodel.sqlite"
 PUBLISHED, HEAD = 0, 1
 WINDOW = 1000  # changes per write transaction while catching up: bounds how long others wait for the lock
 BUSY_TIMEOUT_MS = 60_000
 
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS documents (
     view INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, revision INTEGER NOT NULL, etag TEXT NOT NULL,
     PRIMARY KEY (view, type, id));
@@ -156,7 +156,7 @@ class ModelFile:
         db.execute("PRAGMA journal_mode=WAL")
         # Derived data: losing the last transactions to a power cut only means applying them again.
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
+        db.execute(_META)  # the rest is made by _build, in the format it writes
         return db
 
     def close(self):
@@ -241,7 +241,10 @@ class ModelFile:
 
     def _build(self, db, store, last):
         for table in _TABLES:
-            db.execute(f"DELETE FROM {table}")
+            db.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
         latest = None
         for state in store.states():
             # Most documents' head is their published revision: read it once.
