@@ -204,26 +204,27 @@ class ModelFile:
         """Make the file follow `store`: rebuild it if it is missing or not this store's, then apply
         what the store committed since. Returns why it was rebuilt, or None. announce(reason) is
         called before a build, which reads every document."""
-        last = store.last_seq()
-        reason = self._stale(store, self.meta(), last)
+        reason = self._stale(store, self.meta())
         if reason:
             with self._writing() as db:
-                reason = self._stale(store, self.meta(db), last)  # another process may have built it meanwhile
+                reason = self._stale(store, self.meta(db))  # another process may have built it meanwhile
                 if reason:
                     if announce:
                         announce(reason)
-                    self._build(db, store, last)
+                    self._build(db, store)
             if reason:
                 self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        last = store.last_seq()
         self.catch_up(store, PUBLISHED, last)
         self.catch_up(store, HEAD, last)
         return reason
 
     @staticmethod
-    def _stale(store, meta, last):
+    def _stale(store, meta):
         """Why the file cannot follow `store`, or None. The last change and the last publication
         each view applied must be the store's own: a file made from another store, or from this
         one before it was restored from a backup, fails one or the other."""
+        last = store.last_seq()  # read after `meta`: whatever another process applied is committed by now
         if not meta:
             return "missing"
         if meta.get("format") != FORMAT:
@@ -239,7 +240,8 @@ class ModelFile:
             return f"publication {published_seq} differs from the store's"
         return None
 
-    def _build(self, db, store, last):
+    def _build(self, db, store):
+        last = store.last_seq()  # first: a commit landing during the scan is applied after it
         for table in _TABLES:
             db.execute(f"DROP TABLE IF EXISTS {table}")
         for statement in _SCHEMA.split(";"):
