@@ -12,7 +12,8 @@ documents (durable=False, as bench/delivery.py does), then starts `medkb serve` 
 Each start is timed from spawning `medkb serve` to the first 200 from /readyz. Memory is the
 resident set (VmRSS) of each worker after start, and after reading list pages (the first and the
 last), single documents and the feed. Also reported: the model file's size, and in-process timings
-of opening the Store and the ReadModel on their own. Everything is a ratio against the smallest
+of opening the Store and the ReadModel on their own, and of a preview and a reader showing a
+write made by another process. Everything is a ratio against the smallest
 size, measured in the same run. Only loopback is used.
 """
 import argparse
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from api.knowledge.documents import load_set, references  # noqa: E402
 from api.services.documents import Documents  # noqa: E402
+from api.store.draftmodel import DraftModel  # noqa: E402
 from api.store.modelfile import FILE_NAME  # noqa: E402
 from api.store.readmodel import ReadModel  # noqa: E402
 from api.store.store import Store  # noqa: E402
@@ -152,14 +154,34 @@ def publish_one(db):
                            expected_revision=head.revision, actor="bench", publish=True)
 
 
-def in_process_opening(db):
+def in_process(db):
+    """Opening the Store and the ReadModel on their own, and how long a preview and a reader take
+    to show a write made by another process (each applies just that change)."""
+    timings = {}
     started = time.perf_counter()
     store = Store(db)
-    opened = time.perf_counter()
+    timings["open Store in-process (ms)"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
     model = ReadModel(store, references)
-    done = time.perf_counter()
+    timings["open ReadModel in-process (ms)"] = (time.perf_counter() - started) * 1000
+    preview = DraftModel(store, references)
+    writer = Documents(Store(db))  # another Store object: the models cannot tell its commits are theirs
+    head = store.head("faq", "hemgenix-how-does-it-work")
+    draft = writer.write(dict(head.content, answer=f"Draft {time.time()}"), expected_revision=head.revision,
+                         actor="bench")
+    started = time.perf_counter()
+    preview.refresh()
+    assert preview.get("faq", "hemgenix-how-does-it-work").revision == draft.revision
+    timings["preview after a write (ms)"] = (time.perf_counter() - started) * 1000
+    writer.set_pointers("faq", "hemgenix-how-does-it-work", expected_revision=draft.revision,
+                        changes={"published": draft.revision}, kind="publish", actor="bench")
+    started = time.perf_counter()
+    model.refresh(force=True)
+    assert model.get("faq", "hemgenix-how-does-it-work").revision == draft.revision
+    timings["reader after a publish (ms)"] = (time.perf_counter() - started) * 1000
     model.file.close()
-    return (opened - started) * 1000, (done - opened) * 1000
+    preview.file.close()
+    return timings
 
 
 def measure(total, workers, folder):
@@ -185,13 +207,13 @@ def measure(total, workers, folder):
     after_publish.stop()
     with contextlib.closing(sqlite3.connect(db / FILE_NAME)) as model:
         builds = dict(model.execute("SELECT key, value FROM meta"))["builds"]
-    store_ms, model_ms = in_process_opening(db)
+    timings = in_process(db)
     size_mb = sum(p.stat().st_size for p in db.glob(FILE_NAME + "*")) / 1e6
     return {"published documents": count, "store built (s)": built_s, "first start, model built (s)": first.ready_s,
             "restart to ready (s)": restart.ready_s, "restart after a publish (s)": after_publish.ready_s,
             "worker RSS after start (MB, max)": max(rss_start), "worker RSS after reads (MB, max)": max(rss_after),
-            "model file (MB)": size_mb, "model builds": builds, "open Store in-process (ms)": store_ms,
-            "open ReadModel in-process (ms)": model_ms, **{f"{name} p50 (ms)": value for name, value in latency.items()}}
+            "model file (MB)": size_mb, "model builds": builds, **timings,
+            **{f"{name} p50 (ms)": value for name, value in latency.items()}}
 
 
 def main():
