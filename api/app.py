@@ -77,9 +77,10 @@ def create_app(test_config=None):
         app.config.update(test_config)
 
     store = Store(Path(app.config["MEDKB_DB"]))
-    model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"], references=references)
+    # Both models open the file `medkb serve` built before starting the workers: no scan here.
+    model = ReadModel(store, references, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
     app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store, published=model),
-                                       KeyStore(store.root), Delivery(DraftModel(store)))
+                                       KeyStore(store.root), Delivery(DraftModel(store, references)))
 
     api = Api(app, spec_kwargs={"extra_plugins": [ContractDocs(), BodyErrors()]})
     app.extensions["medkb.api"] = api
