@@ -14,6 +14,7 @@ from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonic
 from api.knowledge.jsonschema import document_json_schemas
 from api.services.documents import Documents
 from api.services.lint import lint_set
+from api.services import search as search_service
 from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
 from api.services.workflow import Editorial
 from api.store.files import atomic_write
@@ -171,6 +172,7 @@ def import_(paths, if_empty, force_revert):
     if result.refused:
         summary += f", {len(result.refused)} refused"
     click.echo(f"{summary}; store at change {store.last_seq()}.")
+    click.echo(f"search index {' at change '.join(map(str, search_service.prepare(store)))}.", err=True)
     if result.refused:
         sys.exit(1)
 
@@ -257,6 +259,17 @@ def worker(interval, once):
         run_scheduler(stop, interval)
     except KeyboardInterrupt:
         stop.set()
+
+
+@main.group()
+def search():
+    """The search index (<store>/search/), which `import` and `serve` keep fitting the store."""
+
+
+@search.command("rebuild")
+def search_rebuild():
+    """Index every published document afresh, e.g. after restoring the store from a backup."""
+    click.echo(f"search index rebuilt at change {search_service.rebuild(open_store())}.")
 
 
 @main.group()
@@ -424,7 +437,9 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     from granian.http import HTTP1Settings
     from granian.server import Server
 
-    open_store()  # fail here, in one clear line, rather than in every worker
+    # Fail here, in one clear line, rather than in every worker; and fit the search index to the
+    # store before any worker takes traffic.
+    search_service.prepare(open_store())
     webhook_service()  # and a malformed MEDKB_WEBHOOK_* setting too
     check_serve_settings()
     check_address(host, port)

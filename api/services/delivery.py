@@ -80,12 +80,12 @@ class _Indexes:
                 self.products_by_condition.setdefault(condition, []).append(entry)
 
 class Delivery:
-    def __init__(self, model):
+    def __init__(self, model, search=None):
+        """search: what answers `search()`; by default an index of `model` held in memory."""
         self.model = model
         self._indexes = None
         self._indexes_version = None
-        self._search = None
-        self._search_version = None
+        self._search = search
 
     # --- freshness ---------------------------------------------------------
 
@@ -247,12 +247,10 @@ class Delivery:
     # --- search ----------------------------------------------------------------
 
     def search(self, query, types=None, limit=10):
-        from api.services.search import SearchIndex
+        if self._search is None:
+            from api.services.search import ModelSearch
 
-        if self._search_version != self.model.version:
-            self._search = SearchIndex(entry.document for type_name in ("product", "mechanism", "faq")
-                                       for entry in self.model.all(type_name))
-            self._search_version = self.model.version
+            self._search = ModelSearch(self.model)
         return self._search.search(query, types=types, limit=limit)
 
     # --- change feed -----------------------------------------------------------
