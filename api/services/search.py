@@ -246,20 +246,26 @@ class _Searching:
             return []
         query_words = list(dict.fromkeys(term for _, _, term in words(query)))[:MAX_QUERY_WORDS]
         clauses, term_words = [], defaultdict(set)  # indexed term -> query words it stands for, for snippets
+        words_found = []  # per query word that the index holds, the query for it
         for index, word in enumerate(query_words):
             alternatives = []
             for term, worth in vocabulary.expand(word).items():
                 term_words[term].add(index)
-                alternatives.append(tantivy.Query.boolean_query([
-                    (tantivy.Occur.Should, tantivy.Query.boost_query(
-                        tantivy.Query.term_query(self.schema, field, term), boost * worth))
-                    for field, boost in FIELDS.items()]))
+                # Only the fields that hold the term: most terms live in one or two of them.
+                fields = [(tantivy.Occur.Should, tantivy.Query.boost_query(
+                    tantivy.Query.term_query(self.schema, field, term), boost * worth))
+                    for field, boost in FIELDS.items() if searcher.doc_freq(field, term)]
+                if fields:
+                    alternatives.append(tantivy.Query.boolean_query(fields))
             if alternatives:
                 # A word expanding to several terms ("factor", "factors") counts once, by its best hit.
-                word_query = alternatives[0] if len(alternatives) == 1 else \
-                    tantivy.Query.disjunction_max_query(alternatives)
-                clauses += [(tantivy.Occur.Should, word_query),
-                            (tantivy.Occur.Should, tantivy.Query.const_score_query(word_query, TIER))]
+                words_found.append(alternatives[0] if len(alternatives) == 1 else
+                                   tantivy.Query.disjunction_max_query(alternatives))
+        tiered = len(words_found) > 1  # with one word every result matches as many words
+        for word_query in words_found:
+            clauses.append((tantivy.Occur.Should, word_query))
+            if tiered:
+                clauses.append((tantivy.Occur.Should, tantivy.Query.const_score_query(word_query, TIER)))
         if not clauses:
             return []
         found = tantivy.Query.boolean_query(clauses)
@@ -272,8 +278,9 @@ class _Searching:
         results = []
         for score, address in searcher.search(found, limit, count=False).hits:
             unit = orjson.loads(searcher.doc(address)[PAYLOAD][0])
-            matched = max(1, min(int(score // TIER), len(query_words)))
-            results.append(_result(unit, matched, max(score - TIER * matched, 0.0), marks))
+            matched = max(1, min(int(score // TIER), len(words_found))) if tiered else 1
+            relevance = max(score - TIER * matched, 0.0) if tiered else score
+            results.append(_result(unit, matched, relevance, marks))
         return results
 
 
