@@ -8,7 +8,7 @@ from flask import Flask, request, send_from_directory
 
 from api.knowledge.documents import references
 from api.services.delivery import Delivery
-from api.services.search import PublishedSearch, prepare as prepare_search
+from api.services.search import PREVIEW, StoreSearch, prepare as prepare_search
 from api.services.workflow import Editorial
 from api.store.draftmodel import DraftModel
 from api.store.keys import KeyStore
@@ -79,9 +79,10 @@ def create_app(test_config=None):
     store = Store(Path(app.config["MEDKB_DB"]))
     model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"], references=references)
     prepare_search(store)  # at start-up, so that no request ever builds the search index
-    app.extensions["medkb"] = Services(store, model, Delivery(model, search=PublishedSearch(store, model)),
-                                       Editorial(store, published=model),
-                                       KeyStore(store.root), Delivery(DraftModel(store)))
+    drafts = DraftModel(store)
+    app.extensions["medkb"] = Services(store, model, Delivery(model, search=StoreSearch(store, model)),
+                                       Editorial(store, published=model), KeyStore(store.root),
+                                       Delivery(drafts, search=StoreSearch(store, drafts, PREVIEW)))
 
     api = Api(app, spec_kwargs={"extra_plugins": [ContractDocs(), BodyErrors()]})
     app.extensions["medkb.api"] = api

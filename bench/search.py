@@ -85,7 +85,8 @@ def build(db, count):
                 search._add_document(rows, store.published(name, id_).content)
 
     with files.locked():
-        generation = files.build(search.store_identity(store), store.last_seq(), fill)
+        last = store.last_seq()
+        generation = files.build({"identity": search.store_identity(store), "seq": last, "draft_seq": last}, fill)
     seconds = time.perf_counter() - started
     size = sum(path.stat().st_size for path in generation.folder.iterdir())
     return {"documents": documents, "build_s": seconds, "size_mb": size / 1e6}
@@ -123,7 +124,7 @@ def worker(db, runs):
     class Model:  # the read model's one figure search follows: it has seen everything indexed
         published_seq = store.last_seq()
 
-    published = search.PublishedSearch(store, Model())
+    published = search.StoreSearch(store, Model())
     rare = made_up_name(7).lower()  # family 7 exists at every size
     queries = {label: query or rare for label, query in QUERIES.items()}
     timings = {}

@@ -94,7 +94,7 @@ def test_the_index_survives_a_restart_without_a_rebuild(content_db):
     with serving(content_db) as base:
         assert "hemgenix" in found_ids(base, "hemgenix")
     before = index_state(content_db)
-    assert before[1][1] == Store(content_db).last_seq()
+    assert before[1]["seq"] == before[1]["draft_seq"] == Store(content_db).last_seq()
     with serving(content_db) as base:
         assert "hemgenix" in found_ids(base, "hemgenx")
     assert index_state(content_db) == before, "same generation, same applied change: nothing was rebuilt"
@@ -106,10 +106,10 @@ def test_serve_rebuilds_an_index_that_belongs_to_another_store(content_db, tmp_p
     # The other store's index, copied into this one: the same documents, another identity.
     shutil.rmtree(content_db / "search", ignore_errors=True)
     shutil.copytree(other / "search", content_db / "search")
-    assert index_state(content_db)[1][0] == search.store_identity(Store(other))
+    assert index_state(content_db)[1]["identity"] == search.store_identity(Store(other))
     with serving(content_db) as base:
         assert "hemgenix" in found_ids(base, "hemgenix")
-    assert index_state(content_db)[1][0] == search.store_identity(Store(content_db))
+    assert index_state(content_db)[1]["identity"] == search.store_identity(Store(content_db))
 
 
 def test_medkb_search_rebuild_makes_a_new_generation(content_db):

@@ -81,7 +81,7 @@ class _Indexes:
 
 class Delivery:
     def __init__(self, model, search=None):
-        """search: what answers `search()`; by default an index of `model` held in memory."""
+        """search: what answers `search()` (api/services/search.py StoreSearch, for the same view)."""
         self.model = model
         self._indexes = None
         self._indexes_version = None
@@ -247,10 +247,6 @@ class Delivery:
     # --- search ----------------------------------------------------------------
 
     def search(self, query, types=None, limit=10):
-        if self._search is None:
-            from api.services.search import ModelSearch
-
-            self._search = ModelSearch(self.model)
         return self._search.search(query, types=types, limit=limit)
 
     # --- change feed -----------------------------------------------------------

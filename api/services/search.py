@@ -24,7 +24,7 @@ import tantivy
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from api.store.searchindex import PAYLOAD, KIND, Rows, SearchFiles, SearchIndexUnavailable, schema
+from api.store.searchindex import HIDDEN, KIND, PAYLOAD, Rows, SearchFiles, SearchIndexUnavailable, schema
 
 # field -> boost. A name-like field's boost outweighs what any number of repetitions of a term
 # in body text can earn (BM25 saturates at K1 + 1 = 2.2 times a field's boost), so one hit in a
@@ -171,11 +171,11 @@ def _rows(document):
         yield head["type"], payload, {field: " ".join(found) for field, found in texts.items()}, terms
 
 
-def _add_document(rows: Rows, document):
+def _add_document(rows: Rows, document, hidden=()):
     if isinstance(document, dict) and document.get("type") in SEARCHED:
         key = _key(document["type"], document.get("id"))
         for kind, payload, texts, terms in _rows(document):
-            rows.add(key, kind, payload, texts, terms)
+            rows.add(key, kind, payload, texts, terms, hidden)
 
 
 class Vocabulary:
@@ -234,7 +234,7 @@ class _Searching:
     def __init__(self):
         self.schema = schema(FIELDS)
 
-    def _answer(self, searcher, vocabulary, query, types, limit):
+    def _answer(self, searcher, vocabulary, query, types, limit, hidden_from=None):
         """Results best first. A result matching more distinct query words always ranks above one
         matching fewer, so `score` is that count plus a relevance fraction in [0, 1): comparable
         within one answer, not across queries."""
@@ -268,6 +268,8 @@ class _Searching:
                 clauses.append((tantivy.Occur.Should, tantivy.Query.const_score_query(word_query, TIER)))
         if not clauses:
             return []
+        if hidden_from is not None:
+            clauses.append((tantivy.Occur.MustNot, tantivy.Query.term_query(self.schema, HIDDEN, hidden_from)))
         found = tantivy.Query.boolean_query(clauses)
         if wanted != set(self.TYPES):
             found = tantivy.Query.boolean_query([
@@ -306,22 +308,16 @@ class SearchIndex(_Searching):
         return self._answer(self._searcher, self._vocabulary, query, types, limit)
 
 
-class ModelSearch:
-    """Search over a model whose documents change (the preview's drafts): rebuilt in memory when
-    the model's version moves."""
+# --- the index in the store ----------------------------------------------------------------------
+#
+# One index serves both views. A published revision's rows are public, and also what preview
+# shows unless the document has a newer live head; that head's rows (a draft, a revision in review,
+# an unpublished one) are preview's only. The metadata records two positions: `seq`, up to which
+# every publication change is applied (all public search needs, read from the publication log
+# only, so a busy editorial day costs public search nothing), and `draft_seq`, up to which every
+# change is (what preview needs).
 
-    def __init__(self, model):
-        self.model = model
-        self._index, self._version = None, None
-
-    def search(self, query, types=None, limit=10):
-        if self._version != self.model.version:
-            self._index = SearchIndex(entry.document for type_name in SEARCHED for entry in self.model.all(type_name))
-            self._version = self.model.version
-        return self._index.search(query, types=types, limit=limit)
-
-
-# --- the published index, in the store ---------------------------------------------------------
+PUBLIC, PREVIEW = "public", "preview"
 
 
 def search_files(store):
@@ -335,12 +331,26 @@ def store_identity(store):
     return f"{first[0].at} {first[0].type}/{first[0].id} {first[0].actor}" if first else None
 
 
-def _fits(recorded, seq, identity, last):
-    return seq <= last and (recorded == identity or (recorded is None and seq == 0))
+def _index_document(rows, store, type_name, id_):
+    """The document's rows as the store holds it now. If a later change moves it again, applying
+    that change writes its rows again: applying is idempotent."""
+    rows.remove(_key(type_name, id_))
+    state = store.state(type_name, id_)
+    if state is None:
+        return
+    live_head = not state.deleted and state.head != state.published
+    if state.published:
+        published = store.published(type_name, id_)
+        if published is not None:
+            _add_document(rows, published.content, hidden=(PREVIEW,) if live_head else ())
+    if live_head:
+        head = store.head(type_name, id_)
+        if head is not None and not head.deleted:
+            _add_document(rows, head.content, hidden=(PUBLIC,))
 
 
 def rebuild(store, files=None):
-    """Index every published document afresh, as a new generation; returns the change it is at."""
+    """Index every document afresh, as a new generation; returns the change it is at."""
     files = files or search_files(store)
     with files.locked():
         identity, last = store_identity(store), store.last_seq()
@@ -348,43 +358,50 @@ def rebuild(store, files=None):
         def fill(rows):
             for type_name in SEARCHED:
                 for name, id_ in store.keys(type_name):
-                    published = store.published(name, id_)
-                    if published is not None:
-                        _add_document(rows, published.content)
+                    _index_document(rows, store, name, id_)
 
-        files.build(identity, last, fill)
+        files.build({"identity": identity, "seq": last, "draft_seq": last}, fill)
         return last
 
 
-def catch_up(store, files=None):
-    """Apply the publication changes the index has not seen (once, whichever process comes
-    first); returns the change it is at. Raises SearchIndexUnavailable when it is missing or
-    belongs to another store."""
+def _fitting_generation(store, files):
+    generation = files.open()
+    if generation is None:
+        raise SearchIndexUnavailable(f"{files.folder}: no search index; run `medkb search rebuild`.")
+    meta, identity, last = generation.meta(), store_identity(store), store.last_seq()
+    fits = meta is not None and meta["seq"] <= last and meta["draft_seq"] <= last and (
+        meta["identity"] == identity or (meta["identity"] is None and meta["seq"] == meta["draft_seq"] == 0))
+    if not fits:
+        raise SearchIndexUnavailable(f"{files.folder}: the search index belongs to another store; "
+                                     f"run `medkb search rebuild`.")
+    return generation, dict(meta, identity=identity), last
+
+
+def catch_up(store, files=None, drafts=False):
+    """Apply the changes the index has not seen, once, whichever process comes first: the
+    publication changes, or with `drafts` every change. Returns the change it is at. Raises
+    SearchIndexUnavailable when it is missing or belongs to another store."""
     files = files or search_files(store)
     with files.locked():
-        generation = files.open()
-        if generation is None:
-            raise SearchIndexUnavailable(f"{files.folder}: no search index; run `medkb search rebuild`.")
-        identity, last = store_identity(store), store.last_seq()
-        recorded, seq = generation.meta()
-        if not _fits(recorded, seq, identity, last):
-            raise SearchIndexUnavailable(f"{files.folder}: the search index belongs to another store (at change "
-                                         f"{seq}, the store at {last}); run `medkb search rebuild`.")
-        if seq >= last:
-            return seq
-        touched = dict.fromkeys((change.type, change.id) for change in store.publications(seq, last)
-                                if change.type in SEARCHED)
+        generation, meta, last = _fitting_generation(store, files)
+        if drafts:
+            since = min(meta["seq"], meta["draft_seq"])
+            if since >= last:
+                return last
+            changes = store.changes(since, limit=last - since)
+            meta.update(seq=last, draft_seq=last)
+        else:
+            if meta["seq"] >= last:
+                return meta["seq"]
+            changes = store.publications(meta["seq"], last)
+            meta.update(seq=last)
+        touched = dict.fromkeys((change.type, change.id) for change in changes if change.type in SEARCHED)
 
         def change(rows):
             for type_name, id_ in touched:
-                rows.remove(_key(type_name, id_))
-                # The revision published now: if a later change moved it, that change applies
-                # it again, which leaves the same rows.
-                published = store.published(type_name, id_)
-                if published is not None:
-                    _add_document(rows, published.content)
+                _index_document(rows, store, type_name, id_)
 
-        files.apply(generation, identity if recorded is None else recorded, last, change)
+        files.apply(generation, meta, change)
         return last
 
 
@@ -394,31 +411,31 @@ def prepare(store):
     files = search_files(store)
     with files.locked():
         try:
-            return "caught up", catch_up(store, files)
+            return "caught up", catch_up(store, files, drafts=True)
         except SearchIndexUnavailable:
             return "rebuilt", rebuild(store, files)
 
 
-class PublishedSearch(_Searching):
-    """The store's index, as one process reads it: current with `model` (a read model of the
-    published set), catching up when the model has seen a publication the index has not."""
+class StoreSearch(_Searching):
+    """The store's index as one process reads it, for one view: PUBLIC follows `model`'s
+    publications (a ReadModel), PREVIEW every change it has seen (a DraftModel). When the model
+    has seen a change the index has not applied, this process applies it, then reads on."""
 
-    def __init__(self, store, model):
+    def __init__(self, store, model, view=PUBLIC):
         super().__init__()
         self.store = store
         self.model = model
+        self.view = view
         self.files = search_files(store)
         self._lock = threading.Lock()
         self._generation = None
         self._searcher = None
-        self._seq = -1
+        self._applied = -1
         self._vocabulary = Vocabulary()
         self._terms_read = 0
 
-    @property
-    def seq(self):
-        """The last change the index this process reads had applied when it last looked."""
-        return self._seq
+    def _target(self):
+        return self.model.published_seq if self.view == PUBLIC else self.model.seq
 
     def _look(self):
         name = self.files.current_name()
@@ -430,27 +447,28 @@ class PublishedSearch(_Searching):
         else:
             self._generation.reload()
         searcher = self._generation.searcher()
-        _, seq = self._generation.meta(searcher)
+        meta = self._generation.meta(searcher) or {"seq": 0, "draft_seq": 0}
         terms, self._terms_read = self._generation.terms_after(self._terms_read)
         self._vocabulary.add(terms)
-        self._searcher, self._seq = searcher, seq
+        self._searcher = searcher
+        self._applied = meta["seq"] if self.view == PUBLIC else min(meta["seq"], meta["draft_seq"])
 
     def current(self):
-        """A searcher at least as new as the publications the model has seen."""
-        target = self.model.published_seq
-        if self._searcher is not None and self._seq >= target:
+        """A searcher at least as new as the changes the model has seen, and its vocabulary."""
+        target = self._target()
+        if self._searcher is not None and self._applied >= target:
             return self._searcher, self._vocabulary
         with self._lock:
-            if self._searcher is None or self._seq < target:
+            if self._searcher is None or self._applied < target:
                 self._look()
-            if self._seq < target:
-                catch_up(self.store, self.files)
+            if self._applied < target:
+                catch_up(self.store, self.files, drafts=self.view == PREVIEW)
                 self._look()
             return self._searcher, self._vocabulary
 
     def search(self, query, types=None, limit=10):
         searcher, vocabulary = self.current()
-        return self._answer(searcher, vocabulary, query, types, limit)
+        return self._answer(searcher, vocabulary, query, types, limit, hidden_from=self.view)
 
 
 def _result(unit, matched, relevance, marks):

@@ -8,9 +8,9 @@ Layout:
     search/<generation>/terms   every term ever indexed there, one per line, append-only
     search/write.lock           one writer at a time across processes
 
-The metadata row carries the store identity and the last change applied, and is committed in
-the same tantivy commit as the rows it describes: whatever a crash leaves, the recorded change
-matches the rows. A rebuild writes a new generation and then switches `current`, so readers never
+The metadata row (the caller's: which store, which changes applied) is committed in the same
+tantivy commit as the rows it describes: whatever a crash leaves, what it records matches the
+rows. A rebuild writes a new generation and then switches `current`, so readers never
 see a half-built index; processes still reading the old one move over when they next catch up.
 """
 import contextlib
@@ -28,6 +28,7 @@ from api.store.files import append, atomic_write, fsync_directory
 from api.store.records import StorageUnavailable
 
 KEY, KIND, PAYLOAD = "key", "kind", "payload"  # the row's key, its kind (for filters), what it shows
+HIDDEN = "hidden"  # the views a row is left out of (for filters)
 META_KEY = "~meta"  # no entry key starts with "~"
 WRITER_HEAP = 64_000_000
 LOCK_TIMEOUT = 60  # seconds; a rebuild holds the lock while it writes a whole generation
@@ -47,6 +48,7 @@ def schema(text_fields):
     builder = tantivy.SchemaBuilder()
     builder.add_text_field(KEY, tokenizer_name="raw", index_option="basic")
     builder.add_text_field(KIND, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field(HIDDEN, tokenizer_name="raw", index_option="basic")
     builder.add_bytes_field(PAYLOAD, stored=True, indexed=False)
     for name in text_fields:
         # Callers hand over text already split into folded terms, joined by spaces.
@@ -54,10 +56,12 @@ def schema(text_fields):
     return builder.build()
 
 
-def row_document(key, kind, payload: bytes, texts):
+def row_document(key, kind, payload: bytes, texts, hidden=()):
     document = tantivy.Document()
     document.add_text(KEY, key)
     document.add_text(KIND, kind)
+    for view in hidden:
+        document.add_text(HIDDEN, view)
     document.add_bytes(PAYLOAD, payload)
     for name, text in texts.items():
         if text:
@@ -75,8 +79,8 @@ class Rows:
     def remove(self, key):
         self._writer.delete_documents_by_term(KEY, key)
 
-    def add(self, key, kind, payload, texts, terms):
-        self._writer.add_document(row_document(key, kind, payload, texts))
+    def add(self, key, kind, payload, texts, terms, hidden=()):
+        self._writer.add_document(row_document(key, kind, payload, texts, hidden))
         self._terms.update(terms)
 
 
@@ -108,13 +112,10 @@ class Generation:
         return self.index.searcher()
 
     def meta(self, searcher=None):
-        """(identity, applied seq) recorded by the last commit."""
+        """What the last commit recorded about itself (a dict), or None."""
         searcher = searcher or self.searcher()
         hits = searcher.search(tantivy.Query.term_query(self.schema, KEY, META_KEY), 1).hits
-        if not hits:
-            return None, 0
-        payload = orjson.loads(searcher.doc(hits[0][1])[PAYLOAD][0])
-        return payload["identity"], payload["seq"]
+        return orjson.loads(searcher.doc(hits[0][1])[PAYLOAD][0]) if hits else None
 
     def terms_after(self, offset):
         """(new terms, new offset): complete lines appended since `offset`."""
@@ -128,9 +129,9 @@ class Generation:
         return data[:end].decode().split("\n")[:-1], offset + end
 
 
-def _commit(writer, schema_, identity, seq):
+def _commit(writer, meta):
     writer.delete_documents_by_term(KEY, META_KEY)
-    writer.add_document(row_document(META_KEY, META_KEY, orjson.dumps({"identity": identity, "seq": seq}), {}))
+    writer.add_document(row_document(META_KEY, META_KEY, orjson.dumps(meta), {}))
     writer.commit()
     writer.wait_merging_threads()
 
@@ -159,9 +160,9 @@ class SearchFiles:
         with self._lock:
             yield
 
-    def apply(self, generation, identity, seq, change):
+    def apply(self, generation, meta, change):
         """Under the writer lock (the caller holds `locked()`): `change(rows)` removes and adds rows,
-        then the metadata row records (identity, seq), in one commit."""
+        and the metadata row becomes `meta`, in one commit."""
         terms = set()
         writer = generation.index.writer(heap_size=WRITER_HEAP, num_threads=1)
         try:
@@ -169,13 +170,13 @@ class SearchFiles:
             # Terms first: a term whose rows did not commit only costs a lookup that finds nothing.
             if terms:
                 append(generation.terms_path, "".join(f"{term}\n" for term in sorted(terms)).encode())
-            _commit(writer, self.schema, identity, seq)
+            _commit(writer, meta)
         except BaseException:
             writer.rollback()
             raise
 
-    def build(self, identity, seq, fill):
-        """A new generation holding what `fill(rows)` adds, recorded at (identity, seq), then made
+    def build(self, meta, fill):
+        """A new generation holding what `fill(rows)` adds, with metadata `meta`, then made
         current. The caller holds `locked()`."""
         name = f"g{time.time_ns():x}-{uuid.uuid4().hex[:8]}"
         folder = self.folder / name
@@ -186,7 +187,7 @@ class SearchFiles:
             terms = set()
             fill(Rows(writer, terms))
             (folder / "terms").write_text("".join(f"{term}\n" for term in sorted(terms)))
-            _commit(writer, self.schema, identity, seq)
+            _commit(writer, meta)
             for path in folder.iterdir():
                 if path.is_file():
                     with open(path, "rb") as handle:
