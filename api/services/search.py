@@ -25,6 +25,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from api.store.searchindex import HIDDEN, KIND, PAYLOAD, Rows, SearchFiles, SearchIndexUnavailable, schema
+from api.store.searchindex import store_identity as stored_identity
 
 # field -> boost. A name-like field's boost outweighs what any number of repetitions of a term
 # in body text can earn (BM25 saturates at K1 + 1 = 2.2 times a field's boost), so one hit in a
@@ -325,10 +326,7 @@ def search_files(store):
 
 
 def store_identity(store):
-    """What tells this store from any other: its first change (who, what, when). None while the
-    store is empty, when an index of nothing fits it."""
-    first = store.changes(0, limit=1)
-    return f"{first[0].at} {first[0].type}/{first[0].id} {first[0].actor}" if first else None
+    return stored_identity(store.layout)
 
 
 def _index_document(rows, store, type_name, id_):

@@ -14,6 +14,7 @@ rows. A rebuild writes a new generation and then switches `current`, so readers 
 see a half-built index; processes still reading the old one move over when they next catch up.
 """
 import contextlib
+import hashlib
 import os
 import shutil
 import time
@@ -42,6 +43,17 @@ class SearchIndexUnavailable(StorageUnavailable):
     def __init__(self, message):
         Exception.__init__(self, message)
         self.error = None
+
+
+def store_identity(layout):
+    """What tells one store from another: a hash of its first change's record (who, what, when),
+    as bytes, unparsed, so that nothing but that line is read. None while the store is empty."""
+    try:
+        with open(layout.change_log(1), "rb") as handle:
+            first = handle.readline()
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(first).hexdigest()[:32] if first.endswith(b"\n") else None
 
 
 def schema(text_fields):
