@@ -86,7 +86,8 @@ def build(db, count):
 
     with files.locked():
         last = store.last_seq()
-        generation = files.build({"identity": search.store_identity(store), "seq": last, "draft_seq": last}, fill)
+        generation = files.build({"format": search.FORMAT, "identity": search.store_identity(store), "seq": last,
+                                  "draft_seq": last}, fill)
     seconds = time.perf_counter() - started
     size = sum(path.stat().st_size for path in generation.folder.iterdir())
     return {"documents": documents, "build_s": seconds, "size_mb": size / 1e6}

@@ -171,8 +171,8 @@ def import_(paths, if_empty, force_revert):
     summary = f"{total} documents: {len(result.written)} changed, {len(result.unchanged)} unchanged"
     if result.refused:
         summary += f", {len(result.refused)} refused"
+    search_service.prepare(store)  # import fits the search index, so that no request builds it
     click.echo(f"{summary}; store at change {store.last_seq()}.")
-    click.echo(f"search index {' at change '.join(map(str, search_service.prepare(store)))}.", err=True)
     if result.refused:
         sys.exit(1)
 

@@ -1,11 +1,12 @@
 """Full-text search over products, mechanism steps and sections, and FAQs.
 
 Each mechanism step and section is its own result, so a reader lands on the passage that answers
-them rather than on a whole mechanism. The engine is tantivy (BM25 per field, with field boosts);
-its index of the published set is a folder in the store (api/store/searchindex.py) that every
-worker process reads, kept current by applying each publication change once, under the index's
-own write lock, by whichever process first sees it. No request ever builds the whole index:
-`medkb import`, `medkb serve` (before its workers start) and `medkb search rebuild` do.
+them rather than on a whole mechanism. The engine is tantivy (BM25 per field, with field boosts).
+Its index is a folder in the store (api/store/searchindex.py) that every worker process
+memory-maps, serving public search and preview alike, kept current by applying each change once,
+under the index's own write lock, in whichever process first needs it. No request ever builds
+the whole index: `medkb import`, `medkb serve` (before its workers start), the app at start-up
+and `medkb search rebuild` do.
 
 Text is split into folded terms here (case, accents and compatibility forms folded), and the
 index receives those terms as they are: indexing, querying and snippet marking agree on what a
@@ -288,7 +289,8 @@ class _Searching:
 
 
 class SearchIndex(_Searching):
-    """An index held in memory, built from `documents` at once: for previews (drafts) and tests."""
+    """An index held in memory, built from `documents` at once: the same engine over any set of
+    documents (tests, one-off sets), with nothing on disk."""
 
     def __init__(self, documents):
         super().__init__()
@@ -319,6 +321,9 @@ class SearchIndex(_Searching):
 # change is (what preview needs).
 
 PUBLIC, PREVIEW = "public", "preview"
+# The index's format: what its fields and rows hold. An index of another format is rebuilt (by
+# `prepare`, at start-up), never read.
+FORMAT = 1
 
 
 def search_files(store):
@@ -358,7 +363,7 @@ def rebuild(store, files=None):
                 for name, id_ in store.keys(type_name):
                     _index_document(rows, store, name, id_)
 
-        files.build({"identity": identity, "seq": last, "draft_seq": last}, fill)
+        files.build({"format": FORMAT, "identity": identity, "seq": last, "draft_seq": last}, fill)
         return last
 
 
@@ -367,7 +372,10 @@ def _fitting_generation(store, files):
     if generation is None:
         raise SearchIndexUnavailable(f"{files.folder}: no search index; run `medkb search rebuild`.")
     meta, identity, last = generation.meta(), store_identity(store), store.last_seq()
-    fits = meta is not None and meta["seq"] <= last and meta["draft_seq"] <= last and (
+    if meta is None or meta.get("format") != FORMAT:
+        raise SearchIndexUnavailable(f"{files.folder}: the search index is of another format; "
+                                     f"run `medkb search rebuild`.")
+    fits = meta["seq"] <= last and meta["draft_seq"] <= last and (
         meta["identity"] == identity or (meta["identity"] is None and meta["seq"] == meta["draft_seq"] == 0))
     if not fits:
         raise SearchIndexUnavailable(f"{files.folder}: the search index belongs to another store; "
