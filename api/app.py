@@ -28,6 +28,7 @@ from api.web.converters import register_converters
 from api.web.errors import register_error_handlers
 from api.web.openapi import ContractDocs
 from api.web.paging import add_page_links
+from api.web.responsecache import DEFAULT_BYTES as DEFAULT_CACHE_BYTES, PublicResponseCache
 from api.web.safejson import ScriptSafeJSONProvider
 from api.web.smorest import Api
 
@@ -54,6 +55,8 @@ def create_app(test_config=None):
         # Absolute URLs in bodies (JSON-LD @id/url) start with this, never with the request's Host.
         PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL,
         MAX_CONTENT_LENGTH=1024 * 1024,
+        # Per worker, for whole public responses (api/web/responsecache.py); 0 turns the cache off.
+        MEDKB_RESPONSE_CACHE_BYTES=int(os.environ.get("MEDKB_RESPONSE_CACHE_BYTES") or DEFAULT_CACHE_BYTES),
         # How stale a worker's read model may be (seconds): each checks the store this often.
         MEDKB_CHECK_INTERVAL=0.1,
         API_TITLE="medkb",
@@ -108,8 +111,10 @@ def create_app(test_config=None):
     app.after_request(add_page_links)
     app.after_request(finish_response)
     security.init_app(app)
-    ratelimits.init_app(app)
+    limits = ratelimits.init_app(app)
     metrics.init_app(app)
+    app.wsgi_app = PublicResponseCache(app.wsgi_app, app.extensions["medkb"], limits,
+                                       app.config["MEDKB_RESPONSE_CACHE_BYTES"])
 
     # The console's sessions and working set live in the store folder; the app factory opens them
     # as it opens the store itself.

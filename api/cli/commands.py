@@ -21,7 +21,7 @@ from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStore, KeyStoreError
 from api.store.storage import StoreCorrupt
 from api.store.store import Store, StoreError
-from api.web.metrics import SCHEDULED_PUBLISHES
+from api.web.metrics import SCHEDULED_PUBLISHES, count_into, webhook_attempted
 
 
 def fail(message):
@@ -221,10 +221,10 @@ def check():
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
     editorial = Editorial(open_store())
-    webhooks = webhook_service(editorial.store)
+    webhooks = webhook_service(editorial.store, on_attempt=webhook_attempted)
     while not stop.is_set():
         for change in editorial.publish_due():
-            SCHEDULED_PUBLISHES.inc()
+            SCHEDULED_PUBLISHES.labels(change.type).inc()
             click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
         webhooks.tick()
         stop.wait(interval)
@@ -308,12 +308,12 @@ def keys_revoke(name_or_id):
     click.echo(f"revoked {key.id} ({key.name})")
 
 
-def webhook_service(store=None):
+def webhook_service(store=None, on_attempt=None):
     try:
         settings = Settings.from_env(os.environ)
     except ValueError as error:
         fail(str(error))
-    return Webhooks(store or open_store(), settings)
+    return Webhooks(store or open_store(), settings, on_attempt)
 
 
 @main.group()
@@ -509,7 +509,7 @@ def prepare_metrics_dir(default):
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    count_into(folder)
     return folder
 
 

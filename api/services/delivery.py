@@ -7,15 +7,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from schemas import DEFAULT_LOCALE
+from schemas import DEFAULT_LOCALE, INCLUDES
 
 from api.knowledge.integrity import resolve_field
 from api.services.errors import CursorAhead, NotPublished
-
-
-# include= names whose document type differs from the name.
-REFERENCE_TARGETS = {"about": "product", "author": "person", "medical_reviewer": "person", "faqs": "faq",
-                     "sources": "source", "conditions": "condition"}
 
 
 @dataclass(frozen=True)
@@ -201,7 +196,7 @@ class Delivery:
             elif document["type"] == "condition" and name == "products":
                 result[name] = [deliver(e) for e in self.indexes.products_by_condition.get(document["id"], [])]
             else:
-                target_type = REFERENCE_TARGETS.get(name, name)
+                target_type, _ = INCLUDES[document["type"]][name]
                 value = document.get(name)
                 if isinstance(value, list):
                     result[name] = [deliver(found) for found in (self.model.get(target_type, id_) for id_ in value)
