@@ -8,6 +8,7 @@ from flask import Flask, request, send_from_directory
 
 from api.knowledge.documents import references
 from api.services.delivery import Delivery
+from api.services.search import PREVIEW, StoreSearch, prepare as prepare_search
 from api.services.workflow import Editorial
 from api.store.draftmodel import DraftModel
 from api.store.keys import KeyStore
@@ -77,10 +78,14 @@ def create_app(test_config=None):
         app.config.update(test_config)
 
     store = Store(Path(app.config["MEDKB_DB"]))
-    # Both models open the file `medkb serve` built before starting the workers: no scan here.
+    # The read model and the search index are files `medkb serve` prepared before starting the
+    # workers: opening them scans nothing, and no request ever builds the search index.
     model = ReadModel(store, references, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
-    app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store, published=model),
-                                       KeyStore(store.root), Delivery(DraftModel(store, references)))
+    prepare_search(store)
+    drafts = DraftModel(store, references)
+    app.extensions["medkb"] = Services(store, model, Delivery(model, search=StoreSearch(store, model)),
+                                       Editorial(store, published=model), KeyStore(store.root),
+                                       Delivery(drafts, search=StoreSearch(store, drafts, PREVIEW)))
 
     api = Api(app, spec_kwargs={"extra_plugins": [ContractDocs(), BodyErrors()]})
     app.extensions["medkb.api"] = api

@@ -14,6 +14,7 @@ from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonic
 from api.knowledge.jsonschema import document_json_schemas
 from api.services.documents import Documents
 from api.services.lint import lint_set
+from api.services import search as search_service
 from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
 from api.services.workflow import Editorial, Scheduler
 from api.store.files import atomic_write
@@ -185,6 +186,7 @@ def import_(paths, if_empty, force_revert):
     summary = f"{total} documents: {len(result.written)} changed, {len(result.unchanged)} unchanged"
     if result.refused:
         summary += f", {len(result.refused)} refused"
+    search_service.prepare(store)  # import fits the search index, so that no request builds it
     click.echo(f"{summary}; store at change {store.last_seq()}.")
     if result.refused:
         sys.exit(1)
@@ -276,6 +278,17 @@ def worker(interval, once):
         run_scheduler(stop, interval)
     except KeyboardInterrupt:
         stop.set()
+
+
+@main.group()
+def search():
+    """The search index (<store>/search/), which `import` and `serve` keep fitting the store."""
+
+
+@search.command("rebuild")
+def search_rebuild():
+    """Index every published document afresh, e.g. after restoring the store from a backup."""
+    click.echo(f"search index rebuilt at change {search_service.rebuild(open_store())}.")
 
 
 @main.group()
@@ -443,7 +456,11 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     from granian.http import HTTP1Settings
     from granian.server import Server
 
-    prepare_read_model(open_store())  # fail here, in one clear line, rather than in every worker
+    # Fail here, in one clear line, rather than in every worker; and fit the read model and the
+    # search index to the store before any worker takes traffic.
+    store = open_store()
+    prepare_read_model(store)
+    search_service.prepare(store)
     webhook_service()  # and a malformed MEDKB_WEBHOOK_* setting too
     check_serve_settings()
     check_address(host, port)

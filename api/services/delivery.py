@@ -58,10 +58,10 @@ def sparse(document, names):
 
 
 class Delivery:
-    def __init__(self, model):
+    def __init__(self, model, search=None):
+        """search: what answers `search()` (api/services/search.py StoreSearch, for the same view)."""
         self.model = model
-        self._search = None
-        self._search_version = None
+        self._search = search
 
     # --- freshness ---------------------------------------------------------
 
@@ -227,12 +227,6 @@ class Delivery:
     # --- search ----------------------------------------------------------------
 
     def search(self, query, types=None, limit=10):
-        from api.services.search import SearchIndex
-
-        if self._search_version != self.model.version:
-            self._search = SearchIndex(entry.document for type_name in ("product", "mechanism", "faq")
-                                       for entry in self.model.all(type_name))
-            self._search_version = self.model.version
         return self._search.search(query, types=types, limit=limit)
 
     # --- change feed -----------------------------------------------------------
