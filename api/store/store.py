@@ -15,6 +15,7 @@ from schemas import DOCUMENT_TYPES
 from schemas.fields import SLUG_MAX_LENGTH, SLUG_PATTERN
 
 from api.store import journal, upgrade
+from api.store.base import StoreBackend
 from api.store.indexes import Indexes
 from api.store.layout import Layout, read_log
 from api.store.records import (NEW_REVISION, PUBLICATION_KINDS, Change, Commit, Conflict, DocumentState, NotFound,
@@ -29,7 +30,7 @@ __all__ = ["Store", "Commit", "Change", "Revision", "DocumentState", "StoreError
            "PUBLICATION_KINDS", "content_hash"]
 
 
-class Store:
+class Store(StoreBackend):
     def __init__(self, root, *, durable=True):
         """Open (creating if needed) the store at `root`: upgrade an older layout, roll back an
         interrupted commit when no writer is at work, and check that head.json and the log
