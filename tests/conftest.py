@@ -228,10 +228,27 @@ def backend(request, tmp_path):
 
 
 @pytest.fixture
-def any_store(backend, documents):
-    """The minimal knowledge base, imported and published, in a store of each backend."""
+def postgres_backend(tmp_path, database_url):
+    chosen = Backend("postgres", tmp_path / "db", database_url)
+    yield chosen
+    chosen.close()
+
+
+def imported_store(backend, documents):
     from api.services.documents import Documents
 
     store = backend.open()
     Documents(store).import_(documents, actor="import", message="import")
     return store
+
+
+@pytest.fixture
+def any_store(backend, documents):
+    """The minimal knowledge base, imported and published, in a store of each backend."""
+    return imported_store(backend, documents)
+
+
+@pytest.fixture
+def pg_store(postgres_backend, documents):
+    """The minimal knowledge base, imported and published, in PostgreSQL."""
+    return imported_store(postgres_backend, documents)

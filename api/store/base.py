@@ -77,6 +77,17 @@ class StoreBackend(ABC):
     def close(self):
         """Let go of what the store holds open (connections); the file store holds nothing."""
 
+    @property
+    def location(self):
+        """Where the store is, for messages: its folder, or its database (without a password)."""
+        return str(self.root)
+
+    def api_keys(self):
+        """The API keys that go with this store: keys.json in its folder, for the file store."""
+        from api.store.keys import KeyStore
+
+        return KeyStore(self.root)
+
     def check_commit(self, commit: Commit, pointers):
         """Refuse a commit the document's committed `pointers` ({} if new) do not allow: called
         under the writers' lock, before anything is written."""

@@ -19,8 +19,10 @@ Database failures surface as StorageUnavailable (StorageFull when the server's d
 a commit that raises one was not committed.
 """
 import re
+import secrets
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -37,6 +39,8 @@ from schemas import DOCUMENT_TYPES
 from api.store.base import StoreBackend
 from api.store.clock import now_iso
 from api.store.journal import next_pointers, revision_row
+from api.store.keys import MAX_SECRET_LENGTH, SECRET_PREFIX, ApiKey, KeyStoreError, check_name, check_role
+from api.store.keys import _secret_hash as secret_hash  # the one definition of how secrets are hashed
 from api.store.records import (PUBLICATION_KINDS, Change, DocumentState, Revision, StorageFull, StorageUnavailable,
                                StoreError, content_hash)
 from api.store.store import _DOCUMENT_ID
@@ -46,7 +50,10 @@ WRITERS_LOCK = int.from_bytes(b"medkb", "big")
 # Another key, for schema migrations, so that two `medkb db migrate` never interleave.
 MIGRATIONS_LOCK = WRITERS_LOCK + 1
 BATCH = 500  # documents per query when listing every document
-CONNECT_TIMEOUT = 10  # seconds
+CONNECT_TIMEOUT = 5  # seconds to reach the server
+# Seconds a caller waits for a pooled connection: with the database down, a request answers 503
+# after this long rather than hanging.
+POOL_TIMEOUT = 5
 
 _REVISION_COLUMNS = "type, id, revision, content, hash, actor, at, message, seq"
 _CHANGE_COLUMNS = "seq, type, id, revision, kind, actor, at, message, details"
@@ -67,8 +74,21 @@ class DatabaseFull(StorageFull):
         self.error = None
 
 
+class InvalidDatabaseUrl(StoreError):
+    pass
+
+
 class SchemaMismatch(StoreError):
     """The database holds no medkb schema, or one of another version."""
+
+
+def parse_url(url):
+    """The URL's parts, or one line saying what is wrong with it (never echoing a password)."""
+    try:
+        return conninfo_to_dict(url)
+    except psycopg.ProgrammingError as error:
+        raise InvalidDatabaseUrl(f"MEDKB_DATABASE_URL is not a PostgreSQL URL ({_one_line(error).split(' in ')[0]}): "
+                                 "give one such as postgresql://medkb@db.example.org:5432/medkb") from None
 
 
 def describe(url):
@@ -76,7 +96,7 @@ def describe(url):
     try:
         parts = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
-        return "the database URL (unparseable)"
+        return "MEDKB_DATABASE_URL"
     host = parts.get("host") or "localhost"
     return f"postgresql://{parts.get('user', '') + '@' if parts.get('user') else ''}{host}" \
            f"{':' + str(parts['port']) if parts.get('port') else ''}/{parts.get('dbname', '')}"
@@ -131,12 +151,19 @@ class PostgresStore(StoreBackend):
         self.root.mkdir(parents=True, exist_ok=True)
         require_current_schema(url)
         with database_errors(url):
-            self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, name="medkb",
+            self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, name="medkb", timeout=POOL_TIMEOUT,
                                         kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
                                         configure=_configure(durable), check=ConnectionPool.check_connection)
 
     def close(self):
         self._pool.close()
+
+    def api_keys(self):
+        return PostgresKeyStore(self)
+
+    @property
+    def location(self):
+        return describe(self.url)
 
     def __repr__(self):
         return f"PostgresStore({describe(self.url)!r})"
@@ -393,6 +420,64 @@ class PostgresStore(StoreBackend):
             after = (rows[-1][1], rows[-1][2])
 
 
+class PostgresKeyStore:
+    """API keys in the medkb_keys table: KeyStore's interface (keys.py), shared by every node.
+    A revoked key stops working on every node at once: each check is one indexed query."""
+
+    _COLUMNS = "id, name, role, created_at, revoked_at"
+
+    def __init__(self, store):
+        self.store = store
+
+    def list(self):
+        return [ApiKey(*row) for row in self.store._all(f"SELECT {self._COLUMNS} FROM medkb_keys "
+                                                        "ORDER BY created_at, id")]
+
+    def authenticate(self, secret):
+        if (not isinstance(secret, str) or len(secret) > MAX_SECRET_LENGTH
+                or not secret.startswith(SECRET_PREFIX) or not secret.isascii()):
+            return None
+        # An equality lookup on sha256(secret) reveals nothing a guesser could use: finding a
+        # stored hash means knowing a 256-bit secret.
+        row = self.store._one(f"SELECT {self._COLUMNS} FROM medkb_keys WHERE secret_sha256 = %s "
+                              "AND revoked_at IS NULL", (secret_hash(secret),))
+        return ApiKey(*row) if row else None
+
+    def create(self, role, name):
+        check_role(role)
+        check_name(name)
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        while True:
+            key = ApiKey(id=f"k_{secrets.token_hex(4)}", name=name, role=role, created_at=now_iso(), revoked_at=None)
+            try:
+                with self.store._connection() as connection:
+                    connection.execute(f"INSERT INTO medkb_keys ({self._COLUMNS}, secret_sha256) "
+                                       "VALUES (%s, %s, %s, %s, NULL, %s)",
+                                       (key.id, key.name, key.role, key.created_at, secret_hash(secret)))
+                return key, secret
+            except pg_errors.UniqueViolation as error:
+                if error.diag.constraint_name == "medkb_keys_active_name":
+                    raise KeyStoreError(f"an active key named {name!r} already exists: revoke it first, "
+                                        "or choose another name") from None
+                # Another key drew the same id: draw again.
+
+    def revoke(self, name_or_id):
+        if not isinstance(name_or_id, str) or not name_or_id:
+            raise KeyStoreError(f"no key {name_or_id!r} to revoke")
+        with self.store._connection() as connection, connection.transaction():
+            row = connection.execute(f"SELECT {self._COLUMNS} FROM medkb_keys WHERE id = %s "
+                                     "OR (name = %s AND revoked_at IS NULL) ORDER BY id = %s DESC LIMIT 1 FOR UPDATE",
+                                     (name_or_id, name_or_id, name_or_id)).fetchone()
+            if row is None:
+                raise KeyStoreError(f"no active key with the name or id {name_or_id!r} to revoke")
+            key = ApiKey(*row)
+            if key.revoked_at is not None:
+                raise KeyStoreError(f"key {key.id} ({key.name}) was already revoked at {key.revoked_at}")
+            revoked = replace(key, revoked_at=now_iso())
+            connection.execute("UPDATE medkb_keys SET revoked_at = %s WHERE id = %s", (revoked.revoked_at, key.id))
+        return revoked
+
+
 # --- schema ---------------------------------------------------------------------
 
 def migrations():
@@ -412,6 +497,7 @@ LATEST = len(migrations())
 
 
 def _connect(url, **kwargs):
+    parse_url(url)
     with database_errors(url):
         return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, **kwargs)
 
@@ -460,8 +546,7 @@ def migrate(url):
 def create_database(url):
     """Create the database `url` names, if it does not exist, connecting to the server's
     `postgres` database to do it. Returns True when it created it."""
-    parts = conninfo_to_dict(url)
-    name = parts.get("dbname")
+    name = parse_url(url).get("dbname")
     if not name:
         return False
     maintenance = make_conninfo(url, dbname="postgres")
@@ -472,5 +557,5 @@ def create_database(url):
         return True
 
 
-__all__ = ["PostgresStore", "DatabaseUnavailable", "DatabaseFull", "SchemaMismatch", "migrate", "create_database",
+__all__ = ["PostgresStore", "DatabaseUnavailable", "DatabaseFull", "SchemaMismatch", "InvalidDatabaseUrl", "migrate", "create_database",
            "migrations", "LATEST", "describe"]
