@@ -163,6 +163,46 @@ def test_api_keys_live_in_the_database_for_every_node(postgres_backend, tmp_path
         there.close()
 
 
+def test_webhook_subscriptions_and_their_leases_are_shared_by_every_node(postgres_backend, pg_store, tmp_path):
+    from api.services.webhooks import Settings, Webhooks, parse_allow
+
+    other_node = open_store(tmp_path / "other-node", postgres_backend.url)
+    try:
+        here = Webhooks(pg_store, Settings(allow=parse_allow("127.0.0.1")))
+        there = Webhooks(other_node, Settings(allow=parse_allow("127.0.0.1")))
+        subscription = here.subscribe("http://127.0.0.1:9/hook", events=["publish"])
+        assert [s.id for s, _ in there.list()] == [subscription.id]
+        assert there.get(subscription.id)[1].cursor == pg_store.last_seq()
+        with here.subscriptions.lease(subscription.id) as mine:
+            assert mine
+            with there.subscriptions.lease(subscription.id) as theirs:
+                assert not theirs, "two nodes must never deliver to one subscription at once"
+        with there.subscriptions.lease(subscription.id) as theirs:
+            assert theirs, "a lease is released with its delivery run"
+        holder = subprocess.Popen([sys.executable, "-c", (
+            f"import sys, time; sys.path.insert(0, {str(ROOT)!r}); from api.store import open_store; "
+            f"s = open_store({str(tmp_path / 'killed')!r}, {postgres_backend.url!r}).webhook_subscriptions(); "
+            f"lease = s.lease({subscription.id!r}); print(lease.__enter__(), flush=True); time.sleep(600)")],
+            stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "True"
+        with there.subscriptions.lease(subscription.id) as theirs:
+            assert not theirs
+        holder.kill()
+        holder.wait(timeout=30)
+        holder.stdout.close()
+        deadline = time.monotonic() + 30  # the server notices the closed session at once, or nearly
+        while True:
+            with there.subscriptions.lease(subscription.id) as theirs:
+                if theirs:
+                    break
+            assert time.monotonic() < deadline, "a killed delivery run's lease was never released"
+            time.sleep(0.05)
+        there.remove(subscription.id)
+        assert here.list() == []
+    finally:
+        other_node.close()
+
+
 # --- several API nodes -----------------------------------------------------------
 
 FAQ_PATH = "faq/hemgenix-what-is-the-padua-variant"

@@ -88,6 +88,12 @@ class StoreBackend(ABC):
 
         return KeyStore(self.root)
 
+    def webhook_subscriptions(self):
+        """Webhook subscriptions and their delivery state: files under its folder, for the file store."""
+        from api.store.subscriptions import Subscriptions
+
+        return Subscriptions(self.root)
+
     def check_commit(self, commit: Commit, pointers):
         """Refuse a commit the document's committed `pointers` ({} if new) do not allow: called
         under the writers' lock, before anything is written."""

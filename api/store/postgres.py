@@ -22,7 +22,7 @@ import re
 import secrets
 import threading
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from importlib import resources
 from pathlib import Path
 
@@ -44,11 +44,14 @@ from api.store.keys import _secret_hash as secret_hash  # the one definition of 
 from api.store.records import (PUBLICATION_KINDS, Change, DocumentState, Revision, StorageFull, StorageUnavailable,
                                StoreError, content_hash)
 from api.store.store import _DOCUMENT_ID
+from api.store.subscriptions import DeliveryState, Subscription, SubscriptionNotFound, new_secret
 
 # pg_advisory_lock's key for the writers' lock: "medkb" in ASCII.
 WRITERS_LOCK = int.from_bytes(b"medkb", "big")
 # Another key, for schema migrations, so that two `medkb db migrate` never interleave.
 MIGRATIONS_LOCK = WRITERS_LOCK + 1
+# The first key of each webhook subscription's lease (pg_try_advisory_lock(int, int)).
+WEBHOOK_LEASES = int.from_bytes(b"mkwh", "big") & 0x7FFFFFFF
 BATCH = 500  # documents per query when listing every document
 CONNECT_TIMEOUT = 5  # seconds to reach the server
 # Seconds a caller waits for a pooled connection: with the database down, a request answers 503
@@ -160,6 +163,9 @@ class PostgresStore(StoreBackend):
 
     def api_keys(self):
         return PostgresKeyStore(self)
+
+    def webhook_subscriptions(self):
+        return PostgresSubscriptions(self)
 
     @property
     def location(self):
@@ -476,6 +482,115 @@ class PostgresKeyStore:
             revoked = replace(key, revoked_at=now_iso())
             connection.execute("UPDATE medkb_keys SET revoked_at = %s WHERE id = %s", (revoked.revoked_at, key.id))
         return revoked
+
+
+class PostgresSubscriptions:
+    """Webhook subscriptions in tables: Subscriptions' interface (subscriptions.py), shared by
+    every node. The lease is a session-level advisory lock on a connection of its own, which the
+    server releases if the delivering process dies: two processes on any nodes never deliver to
+    one subscription at once."""
+
+    _DEFINITION = "id, url, events, types, secret, created_at, description"
+
+    def __init__(self, store):
+        self.store = store
+
+    @staticmethod
+    def _checked(sub_id):
+        if not (isinstance(sub_id, str) and sub_id.startswith("wh_") and sub_id[3:].isalnum()):
+            raise SubscriptionNotFound(f"No webhook subscription {sub_id!r}.")
+        return sub_id
+
+    @staticmethod
+    def _subscription(row):
+        sub_id, url, events, types, secret, created_at, description = row
+        return Subscription(sub_id, url, tuple(events), tuple(types), secret, created_at, description)
+
+    def stamp(self):
+        return self.store._one("SELECT version FROM medkb_webhooks_version")[0]
+
+    def create(self, url, events, types, description="", start_cursor=0):
+        while True:
+            subscription = Subscription(f"wh_{secrets.token_hex(4)}", url, tuple(events), tuple(types), new_secret(),
+                                        now_iso(), description)
+            try:
+                with self.store._connection() as connection, connection.transaction():
+                    connection.execute(
+                        f"INSERT INTO medkb_webhooks ({self._DEFINITION}, state) "
+                        "VALUES (%s, %s, %s::json, %s::json, %s, %s, %s, %s::json)",
+                        (subscription.id, url, _json(list(events)), _json(list(types)), subscription.secret,
+                         subscription.created_at, description, _json(asdict(DeliveryState(cursor=start_cursor)))))
+                    connection.execute("UPDATE medkb_webhooks_version SET version = version + 1")
+                return subscription
+            except pg_errors.UniqueViolation:
+                continue  # another subscription drew the same id: draw again
+
+    def get(self, sub_id):
+        row = self.store._one(f"SELECT {self._DEFINITION} FROM medkb_webhooks WHERE id = %s", (self._checked(sub_id),))
+        if row is None:
+            raise SubscriptionNotFound(f"No webhook subscription {sub_id!r}.")
+        return self._subscription(row)
+
+    def list(self, on_corrupt=None):
+        return [self._subscription(row) for row in self.store._all(
+            f"SELECT {self._DEFINITION} FROM medkb_webhooks ORDER BY created_at, id")]
+
+    def remove(self, sub_id):
+        subscription = self.get(sub_id)
+        with self.store._connection() as connection, connection.transaction():
+            connection.execute("DELETE FROM medkb_webhooks WHERE id = %s", (sub_id,))
+            connection.execute("UPDATE medkb_webhooks_version SET version = version + 1")
+        return subscription
+
+    def exists(self, sub_id):
+        try:
+            return self.store._one("SELECT 1 FROM medkb_webhooks WHERE id = %s", (self._checked(sub_id),)) is not None
+        except SubscriptionNotFound:
+            return False
+
+    def state_stamp(self, sub_id):
+        row = self.store._one("SELECT state_version FROM medkb_webhooks WHERE id = %s", (self._checked(sub_id),))
+        return row[0] if row else None
+
+    def state(self, sub_id):
+        row = self.store._one("SELECT state FROM medkb_webhooks WHERE id = %s", (self._checked(sub_id),))
+        if row is None:
+            raise SubscriptionNotFound(f"No webhook subscription {sub_id!r}.")
+        return DeliveryState(**row[0])
+
+    def update_state(self, sub_id, change):
+        with self.store._connection() as connection, connection.transaction():
+            row = connection.execute("SELECT state FROM medkb_webhooks WHERE id = %s FOR UPDATE",
+                                     (self._checked(sub_id),)).fetchone()
+            if row is None:
+                raise SubscriptionNotFound(f"No webhook subscription {sub_id!r}.")
+            state = DeliveryState(**row[0])
+            change(state)
+            connection.execute("UPDATE medkb_webhooks SET state = %s::json, state_version = state_version + 1 "
+                               "WHERE id = %s", (_json(asdict(state)), sub_id))
+            return state
+
+    @contextmanager
+    def lease(self, sub_id):
+        self._checked(sub_id)
+        with _connect(self.store.url, autocommit=True) as connection, database_errors(self.store.url):
+            held = connection.execute("SELECT pg_try_advisory_lock(%s::integer, hashtext(%s))",
+                                      (WEBHOOK_LEASES, sub_id)).fetchone()[0]
+            yield held
+            # Closing the session releases the lease.
+
+    def append_log(self, sub_id, entry):
+        try:
+            with self.store._connection() as connection:
+                connection.execute("INSERT INTO medkb_webhook_attempts (subscription, entry) VALUES (%s, %s::json)",
+                                   (sub_id, _json(entry)))
+        except pg_errors.ForeignKeyViolation:
+            pass  # removed while it was being delivered: its log went with it
+
+    def log(self, sub_id, limit=100):
+        self.get(sub_id)
+        return [row[0] for row in self.store._all("SELECT entry FROM medkb_webhook_attempts WHERE subscription = %s "
+                                                  "ORDER BY attempt DESC LIMIT %s", (sub_id, limit))]
 
 
 # --- schema ---------------------------------------------------------------------
