@@ -274,3 +274,29 @@ def test_export_import_between_backends_is_byte_stable(database_url, tmp_path):
     assert again.stdout.strip().endswith(f"0 changed, {CONTENT_COUNT} unchanged; store at change {CONTENT_COUNT}.")
     checked = medkb(tmp_path / "pg-node", "check", url=database_url)
     assert checked.returncode == 0 and json.dumps(checked.stdout).count("OK") == 1
+
+
+def test_copy_store_moves_a_file_store_to_postgresql_with_its_history_and_numbers(store, database_url, tmp_path):
+    faq = store.head("faq", "drug-q1").content
+    Documents(store).write(dict(faq, answer="Second."), expected_revision=1, actor="ann", message="clarify")
+    Documents(store).set_pointers("faq", "drug-q1", expected_revision=2, changes={"published": 2}, kind="publish",
+                                  actor="paul", details={"role": "publisher"})
+    Documents(store).write(dict(faq, answer="Draft."), expected_revision=2, actor="ann")
+    Documents(store).delete("article", "about-drug", expected_revision=1, actor="ann", message="obsolete")
+    done = medkb(tmp_path / "node", "db", "copy-store", store.root, url=database_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(f"9 documents and {store.last_seq()} changes copied from {store.root}: OK.")
+    copy = open_store(tmp_path / "node", database_url)
+    try:
+        assert copy.last_seq() == store.last_seq() and copy.changes(0) == store.changes(0)
+        assert copy.publications(0) == store.publications(0)
+        assert list(copy.keys()) == list(store.keys())
+        for type_name, id_ in store.keys():
+            assert copy.state(type_name, id_) == store.state(type_name, id_)
+            assert copy.revisions(type_name, id_) == store.revisions(type_name, id_)
+        change = Documents(copy).write(dict(faq, answer="On PostgreSQL."), expected_revision=3, actor="ann")
+        assert change.seq == store.last_seq() + 1 and copy.verify() == []
+    finally:
+        copy.close()
+    refused = medkb(tmp_path / "node", "db", "copy-store", store.root, url=database_url)
+    assert refused.returncode == 1 and "copy into an empty database" in refused.stderr

@@ -459,6 +459,28 @@ def db_migrate():
     click.echo(f"{describe(url)}: schema at version {version}" + ("" if applied else ", nothing to do"))
 
 
+@db.command("copy-store")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def db_copy_store(folder):
+    """Copy a file store (FOLDER) into the empty database, with all its history and numbers.
+
+    Unlike export and import, every revision, audit entry and change number comes along, so feed
+    and webhook cursors and ETags stay valid. `medkb check` runs on the result."""
+    from api.store.postgres import PostgresStore
+
+    source = store_at(folder)
+    target = store_at(store_path(), required_database_url())
+    if not isinstance(target, PostgresStore):
+        fail("db copy-store: MEDKB_DATABASE_URL must name the PostgreSQL database to copy into")
+    documents, changes = target.copy_from(source, progress=Progress("copying"))
+    problems = target.verify()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        fail(f"{len(problems)} problem(s) in {target.location} after the copy.")
+    click.echo(f"{target.location}: {documents} documents and {changes} changes copied from {folder}: OK.")
+
+
 def openapi_yaml():
     """The OpenAPI document, as generated from the code. Needs no store: it opens an empty one."""
 

@@ -363,6 +363,44 @@ class PostgresStore(StoreBackend):
             self.commits += 1
             return change
 
+    def copy_from(self, source, progress=None):
+        """Copy every revision, document and change of `source` (any store) into this one, which
+        must be empty, keeping every number: feed cursors, webhook cursors and ETags stay valid.
+        One transaction: all of it or nothing."""
+        with self.writing():
+            if self.last_seq():
+                raise StoreError(f"{self.location} already holds {self.last_seq()} changes: copy into an empty database.")
+            last = source.last_seq()
+            connection = self._local.connection
+            with database_errors(self.url), connection.transaction():
+                states = list(source.states())
+                for done, state in enumerate(states, 1):
+                    pointers = {"head": state.head, "published": state.published, "deleted": state.deleted,
+                                "workflow": state.workflow, "last_seq": state.last_seq,
+                                "publication_seq": state.publication_seq}
+                    connection.execute("INSERT INTO medkb_documents (type, id, pointers) VALUES (%s, %s, %s::json)",
+                                       (state.type, state.id, _json(pointers)))
+                    with connection.cursor() as cursor:
+                        cursor.executemany(
+                            f"INSERT INTO medkb_revisions ({_REVISION_COLUMNS}) VALUES "
+                            "(%s, %s, %s, %s::json, %s, %s, %s, %s, %s)",
+                            [(r.type, r.id, r.revision, _json(r.content), r.hash, r.actor, r.at, r.message, r.seq)
+                             for r in source.revisions(state.type, state.id)])
+                    if progress:
+                        progress(done, len(states))
+                copied = 0
+                while copied < last:
+                    batch = source.changes(copied, limit=BATCH)
+                    with connection.cursor() as cursor:
+                        cursor.executemany(f"INSERT INTO medkb_changes ({_CHANGE_COLUMNS}) VALUES "
+                                           "(%s, %s, %s, %s, %s, %s, %s, %s, %s::json)",
+                                           [(c.seq, c.type, c.id, c.revision, c.kind, c.actor, c.at, c.message,
+                                             _json(c.details)) for c in batch])
+                    copied = batch[-1].seq
+                connection.execute("UPDATE medkb_head SET seq = %s", (last,))
+            self.commits += 1
+            return len(states), last
+
     def _landed(self, change):
         try:
             with database_errors(self.url), self._pool.connection() as connection:
