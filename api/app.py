@@ -14,7 +14,6 @@ from api.store.draftmodel import DraftModel
 from api.store.readmodel import ReadModel
 from api.store import open_store
 from api.store.base import StoreBackend
-from api.store.sessions import SessionStore
 from api.web import (DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED, metrics, ratelimits,
                      security)
 from api.web.bodies import BodyErrors
@@ -118,9 +117,9 @@ def create_app(test_config=None):
     app.wsgi_app = PublicResponseCache(app.wsgi_app, app.extensions["medkb"], limits,
                                        app.config["MEDKB_RESPONSE_CACHE_BYTES"])
 
-    # The console's sessions live in the store folder; the app factory opens them as it opens the
-    # store itself.
-    app.extensions["medkb.console_sessions"] = SessionStore(store.root / "console-sessions")
+    # The console's sessions go with the store; the app factory opens them as it opens the store
+    # itself.
+    app.extensions["medkb.console_sessions"] = store.console_sessions()
 
     app.register_blueprint(console)
 

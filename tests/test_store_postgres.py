@@ -203,6 +203,26 @@ def test_webhook_subscriptions_and_their_leases_are_shared_by_every_node(postgre
         other_node.close()
 
 
+def test_console_sessions_are_shared_by_every_node_and_expire(postgres_backend, tmp_path):
+    import datetime
+
+    from api.store.postgres import PostgresSessionStore
+
+    here, other_node = postgres_backend.open(), open_store(tmp_path / "other-node", postgres_backend.url)
+    try:
+        key = here.api_keys().create("reviewer", "rita")[0]
+        session_id, session = here.console_sessions().create(key)
+        assert other_node.console_sessions().get(session_id) == session
+        assert other_node.console_sessions().get(session_id[:-1] + "\x00") is None
+        other_node.console_sessions().delete(session_id)
+        assert here.console_sessions().get(session_id) is None
+        expired_id, _ = PostgresSessionStore(here, lifetime=datetime.timedelta(0)).create(key)
+        assert other_node.console_sessions().get(expired_id) is None
+        assert not (tmp_path / "other-node" / "console-sessions").exists()
+    finally:
+        other_node.close()
+
+
 # --- several API nodes -----------------------------------------------------------
 
 FAQ_PATH = "faq/hemgenix-what-is-the-padua-variant"

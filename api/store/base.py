@@ -94,6 +94,12 @@ class StoreBackend(ABC):
 
         return Subscriptions(self.root)
 
+    def console_sessions(self):
+        """The editorial console's sign-in sessions: files under its folder, for the file store."""
+        from api.store.sessions import SessionStore
+
+        return SessionStore(self.root / "console-sessions")
+
     def check_commit(self, commit: Commit, pointers):
         """Refuse a commit the document's committed `pointers` ({} if new) do not allow: called
         under the writers' lock, before anything is written."""

@@ -18,6 +18,8 @@ Reads run on pooled connections in autocommit: each query sees everything commit
 Database failures surface as StorageUnavailable (StorageFull when the server's disk is full):
 a commit that raises one was not committed.
 """
+import datetime
+import hashlib
 import re
 import secrets
 import threading
@@ -44,6 +46,9 @@ from api.store.keys import _secret_hash as secret_hash  # the one definition of 
 from api.store.records import (PUBLICATION_KINDS, Change, DocumentState, Revision, StorageFull, StorageUnavailable,
                                StoreError, content_hash)
 from api.store.store import _DOCUMENT_ID
+from api.store.sessions import _SESSION_ID as SESSION_ID
+from api.store.sessions import _utc as session_utc
+from api.store.sessions import LIFETIME as SESSION_LIFETIME, Session
 from api.store.subscriptions import DeliveryState, Subscription, SubscriptionNotFound, new_secret
 
 # pg_advisory_lock's key for the writers' lock: "medkb" in ASCII.
@@ -166,6 +171,9 @@ class PostgresStore(StoreBackend):
 
     def webhook_subscriptions(self):
         return PostgresSubscriptions(self)
+
+    def console_sessions(self):
+        return PostgresSessionStore(self)
 
     @property
     def location(self):
@@ -629,6 +637,41 @@ class PostgresSubscriptions:
         self.get(sub_id)
         return [row[0] for row in self.store._all("SELECT entry FROM medkb_webhook_attempts WHERE subscription = %s "
                                                   "ORDER BY attempt DESC LIMIT %s", (sub_id, limit))]
+
+
+class PostgresSessionStore:
+    """Console sessions in a table: SessionStore's interface (sessions.py), shared by every node."""
+
+    def __init__(self, store, lifetime=SESSION_LIFETIME):
+        self.store = store
+        self.lifetime = lifetime
+
+    @staticmethod
+    def _hash(session_id):
+        return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+    def create(self, key):
+        session_id = secrets.token_urlsafe(32)
+        expires = datetime.datetime.now(datetime.UTC) + self.lifetime
+        session = Session(key.id, key.name, key.role, secrets.token_urlsafe(32), session_utc(expires))
+        with self.store._connection() as connection:
+            connection.execute("INSERT INTO medkb_console_sessions (id_sha256, session, expires_at) "
+                               "VALUES (%s, %s::json, %s)", (self._hash(session_id), _json(asdict(session)), expires))
+            # Abandoned sessions go as others sign in: an indexed range, no scan.
+            connection.execute("DELETE FROM medkb_console_sessions WHERE expires_at <= now()")
+        return session_id, session
+
+    def get(self, session_id):
+        if not isinstance(session_id, str) or not SESSION_ID.fullmatch(session_id):
+            return None
+        row = self.store._one("SELECT session FROM medkb_console_sessions WHERE id_sha256 = %s AND expires_at > now()",
+                              (self._hash(session_id),))
+        return Session(**row[0]) if row else None
+
+    def delete(self, session_id):
+        if isinstance(session_id, str) and SESSION_ID.fullmatch(session_id):
+            with self.store._connection() as connection:
+                connection.execute("DELETE FROM medkb_console_sessions WHERE id_sha256 = %s", (self._hash(session_id),))
 
 
 # --- schema ---------------------------------------------------------------------
