@@ -126,6 +126,33 @@ def test_the_change_sequence_stays_gap_free_when_a_commit_fails(pg_store, postgr
     assert change.seq == before + 1 and pg_store.verify() == []
 
 
+def test_many_threads_of_one_process_write_through_one_store_and_lose_nothing(pg_store):
+    """Threads share the pool; each writer's reads and commit stay on its own locked connection."""
+    import threading
+
+    template = pg_store.head("faq", "drug-q1").content
+    written, failures = [], []
+
+    def write(name):
+        try:
+            for i in range(5):
+                faq = dict(template, id=f"{name}-q{i}", answer=f"{name} {i}")
+                written.append(Documents(pg_store).write(faq, expected_revision=0, actor=name))
+        except Exception as error:  # noqa: BLE001 - reported below, with the thread's name
+            failures.append((name, error))
+
+    threads = [threading.Thread(target=write, args=(f"t{n}",)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert failures == []
+    before = pg_store.last_seq() - 60
+    assert sorted(change.seq for change in written) == list(range(before + 1, before + 61))
+    assert all(pg_store.head("faq", c.id).content["answer"] == f"{c.actor} {c.id[-1]}" for c in written)
+    assert pg_store.verify() == []
+
+
 def test_a_database_gone_away_is_storage_unavailable_and_nothing_is_committed(postgres_cluster, postgres_backend, pg_store):
     content = dict(pg_store.head("faq", "drug-q1").content, answer="Lost?")
     database = postgres_backend.url.rsplit("/", 1)[1]

@@ -156,6 +156,7 @@ class PostgresStore(StoreBackend):
         self.durable = durable
         self.commits = 0  # commits made through this object: lets this process read its own writes at once
         self._local = threading.local()
+        self._writers = threading.Lock()
         self.root.mkdir(parents=True, exist_ok=True)
         require_current_schema(url)
         with database_errors(url):
@@ -315,7 +316,9 @@ class PostgresStore(StoreBackend):
         if getattr(self._local, "connection", None) is not None:
             yield self
             return
-        with database_errors(self.url), self._pool.connection() as connection:
+        # This process's writers queue here first, holding no connection: at most one per process
+        # waits on the database's lock, so waiting writers never take the connections readers need.
+        with self._writers, database_errors(self.url), self._pool.connection() as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", (WRITERS_LOCK,))
             self._local.connection = connection
             try:
