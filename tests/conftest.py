@@ -204,10 +204,11 @@ class Backend:
         return f"from api.store import open_store; store = open_store({str(self.root)!r}, {self.url!r})"
 
     def snapshot(self, store):
-        """Everything the store holds, to compare before and after: its files, or its tables' rows."""
+        """Everything the store holds, to compare before and after: its files (not its lock, nor the
+        index file, derived data any reader may touch), or its tables' rows."""
         if self.url is None:
             return {p.relative_to(self.root): p.read_bytes() for p in sorted(self.root.rglob("*"))
-                    if p.is_file() and p.name != "store.lock"}
+                    if p.is_file() and p.name != "store.lock" and not p.name.startswith("indexes.sqlite")}
         import psycopg
 
         with psycopg.connect(self.url) as connection:

@@ -547,7 +547,7 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     scheduler = threading.Thread(target=supervise_scheduler, args=(stop,), daemon=True, name="scheduler")
     server.on_startup(scheduler.start)
     server.on_shutdown(stop.set)
-    click.echo(f"medkb serving {checked.location} on http://{host}:{port} with {workers} workers "
+    click.echo(f"medkb serving {store.location} on http://{host}:{port} with {workers} workers "
                f"(metrics in {metrics_dir})", err=True)
     try:
         server.serve()

@@ -77,6 +77,12 @@ class StoreBackend(ABC):
     def close(self):
         """Let go of what the store holds open (connections); the file store holds nothing."""
 
+    def identity(self):
+        """What tells one store from another (the search index checks it was built for this one)."""
+        from api.store.searchindex import store_identity
+
+        return store_identity(self.layout)
+
     @property
     def location(self):
         """Where the store is, for messages: its folder, or its database (without a password)."""

@@ -40,6 +40,7 @@ from schemas import DOCUMENT_TYPES
 
 from api.store.base import StoreBackend
 from api.store.clock import now_iso
+from api.store.indexes import Indexes
 from api.store.journal import next_pointers, revision_row
 from api.store.keys import MAX_SECRET_LENGTH, SECRET_PREFIX, ApiKey, KeyStoreError, check_name, check_role
 from api.store.keys import _secret_hash as secret_hash  # the one definition of how secrets are hashed
@@ -158,6 +159,9 @@ class PostgresStore(StoreBackend):
         self._local = threading.local()
         self._writers = threading.Lock()
         self.root.mkdir(parents=True, exist_ok=True)
+        # This node's index file (indexes.py): derived from the change log, kept per node as the
+        # file store keeps it beside its files, and caught up from the database's changes.
+        self.indexes = Indexes(self.root)
         require_current_schema(url)
         with database_errors(url):
             self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=True, name="medkb", timeout=POOL_TIMEOUT,
@@ -166,6 +170,7 @@ class PostgresStore(StoreBackend):
 
     def close(self):
         self._pool.close()
+        self.indexes.close()
 
     def api_keys(self):
         return PostgresKeyStore(self)
@@ -322,6 +327,7 @@ class PostgresStore(StoreBackend):
             connection.execute("SELECT pg_advisory_lock(%s)", (WRITERS_LOCK,))
             self._local.connection = connection
             try:
+                self.indexes.catch_up(self)
                 yield self
             finally:
                 self._local.connection = None
@@ -331,48 +337,69 @@ class PostgresStore(StoreBackend):
                     connection.close()  # a closed session holds no lock; the pool replaces it
 
     def commit(self, commit):
+        return self.commit_batch([commit])[0]
+
+    def commit_batch(self, commits):
+        """Persist several already-validated changes, each to a different document, in one
+        transaction: all or none (import). Returns their Changes."""
+        if len({(c.type, c.id) for c in commits}) != len(commits):
+            raise ValueError("a batch changes each document at most once")
+        if not commits:
+            return []
         with self.writing():
-            pointers = self._pointers(commit.type, commit.id) or {}
-            self.check_commit(commit, pointers)
             last = self.last_seq()
-            seq = last + 1
-            number = pointers.get("head", 0) + 1 if commit.adds_revision else pointers.get("head", 0)
-            change = Change(seq, commit.type, commit.id, number, commit.kind, commit.actor, now_iso(), commit.message,
-                            commit.details)
-            # Serialized before the transaction starts: content orjson cannot write fails here,
-            # with nothing begun.
-            revision = revision_row(commit.content, number, change) if commit.adds_revision else None
-            content = _json(revision["content"]) if revision else None
-            new_pointers = _json(next_pointers(commit, pointers, seq, number))
-            details = _json(change.details)
-            connection = self._local.connection
+            items, rows = [], []
+            for seq, commit in enumerate(commits, last + 1):
+                pointers = self._pointers(commit.type, commit.id) or {}
+                self.check_commit(commit, pointers)
+                number = pointers.get("head", 0) + 1 if commit.adds_revision else pointers.get("head", 0)
+                change = Change(seq, commit.type, commit.id, number, commit.kind, commit.actor, now_iso(),
+                                commit.message, commit.details)
+                # Serialized before the transaction starts: content orjson cannot write fails
+                # here, with nothing begun.
+                revision = revision_row(commit.content, number, change) if commit.adds_revision else None
+                rows.append((change, _json(next_pointers(commit, pointers, seq, number)),
+                             (_json(revision["content"]), revision["hash"]) if revision else None))
+                items.append((commit, pointers, change))
+            changes = [change for _, _, change in items]
             try:
-                with database_errors(self.url), connection.transaction():
-                    moved = connection.execute("UPDATE medkb_head SET seq = %s WHERE seq = %s", (seq, last)).rowcount
-                    if moved != 1:
-                        raise StoreError(f"{describe(self.url)}: the change counter moved under the writers' lock; "
-                                         "another program writes without it. Nothing was saved.")
-                    connection.execute("INSERT INTO medkb_documents (type, id, pointers) VALUES (%s, %s, %s::json) "
-                                       "ON CONFLICT (type, id) DO UPDATE SET pointers = excluded.pointers",
-                                       (commit.type, commit.id, new_pointers))
-                    if revision:
-                        connection.execute(
-                            f"INSERT INTO medkb_revisions ({_REVISION_COLUMNS}) VALUES "
-                            "(%s, %s, %s, %s::json, %s, %s, %s, %s, %s)",
-                            (commit.type, commit.id, number, content, revision["hash"], change.actor, change.at,
-                             change.message, seq))
-                    connection.execute(f"INSERT INTO medkb_changes ({_CHANGE_COLUMNS}) VALUES "
-                                       "(%s, %s, %s, %s, %s, %s, %s, %s, %s::json)",
-                                       (seq, change.type, change.id, number, change.kind, change.actor, change.at,
-                                        change.message, details))
+                self._write(last, rows)
             except DatabaseUnavailable:
                 # The connection may have died after the server committed: look before saying no.
-                if self._landed(change):
-                    self.commits += 1
-                    return change
-                raise
+                if not self._landed(changes[-1]):
+                    raise
             self.commits += 1
-            return change
+            self.indexes.record(self, items)
+            return changes
+
+    def _write(self, last, rows):
+        connection = self._local.connection
+        with database_errors(self.url), connection.transaction():
+            moved = connection.execute("UPDATE medkb_head SET seq = %s WHERE seq = %s", (last + len(rows), last)).rowcount
+            if moved != 1:
+                raise StoreError(f"{describe(self.url)}: the change counter moved under the writers' lock; "
+                                 "another program writes without it. Nothing was saved.")
+            with connection.cursor() as cursor:
+                cursor.executemany("INSERT INTO medkb_documents (type, id, pointers) VALUES (%s, %s, %s::json) "
+                                   "ON CONFLICT (type, id) DO UPDATE SET pointers = excluded.pointers",
+                                   [(change.type, change.id, pointers) for change, pointers, _ in rows])
+                cursor.executemany(f"INSERT INTO medkb_revisions ({_REVISION_COLUMNS}) VALUES "
+                                   "(%s, %s, %s, %s::json, %s, %s, %s, %s, %s)",
+                                   [(change.type, change.id, change.revision, *revision, change.actor, change.at,
+                                     change.message, change.seq) for change, _, revision in rows if revision])
+                cursor.executemany(f"INSERT INTO medkb_changes ({_CHANGE_COLUMNS}) VALUES "
+                                   "(%s, %s, %s, %s, %s, %s, %s, %s, %s::json)",
+                                   [(change.seq, change.type, change.id, change.revision, change.kind, change.actor,
+                                     change.at, change.message, _json(change.details)) for change, _, _ in rows])
+
+    def index(self):
+        """This node's indexes (indexes.py), caught up with every committed change."""
+        return self.indexes.current(self)
+
+    def identity(self):
+        """What tells one store from another (search.py): a hash of its first change."""
+        row = self._one("SELECT type, id, actor, at FROM medkb_changes WHERE seq = 1")
+        return hashlib.sha256(orjson.dumps(row)).hexdigest()[:32] if row else None
 
     def copy_from(self, source, progress=None):
         """Copy every revision, document and change of `source` (any store) into this one, which

@@ -204,20 +204,8 @@ class Store(StoreBackend):
 
     def _checked(self, commit):
         """The document's committed pointers, once the commit's expectations hold on them."""
-        key = f"{commit.type}/{commit.id}"
         pointers = self._pointers(commit.type, commit.id) or {}
-        head = pointers.get("head", 0)
-        if not pointers and not commit.adds_revision:
-            raise NotFound(f"{key} does not exist.")
-        if commit.expected_revision is not None and commit.expected_revision != head:
-            raise Conflict(key, commit.expected_revision, head)
-        target = commit.pointers.get("published")
-        if isinstance(target, int):
-            found = self.revision(commit.type, commit.id, target)
-            if found is None or found.deleted:
-                raise Unpublishable(f"{key} has no revision {target} to publish.")
-        if commit.check is not None:
-            commit.check(dict(pointers))
+        self.check_commit(commit, pointers)
         return pointers
 
     def commit(self, commit: Commit):
