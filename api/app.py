@@ -25,6 +25,7 @@ from api.web.converters import register_converters
 from api.web.errors import register_error_handlers
 from api.web.openapi import ContractDocs
 from api.web.paging import add_page_links
+from api.web.responsecache import DEFAULT_BYTES as DEFAULT_CACHE_BYTES, PublicResponseCache
 from api.web.safejson import ScriptSafeJSONProvider
 from api.web.smorest import Api
 
@@ -51,6 +52,8 @@ def create_app(test_config=None):
         # Absolute URLs in bodies (JSON-LD @id/url) start with this, never with the request's Host.
         PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL,
         MAX_CONTENT_LENGTH=1024 * 1024,
+        # Per worker, for whole public responses (api/web/responsecache.py); 0 turns the cache off.
+        MEDKB_RESPONSE_CACHE_BYTES=int(os.environ.get("MEDKB_RESPONSE_CACHE_BYTES") or DEFAULT_CACHE_BYTES),
         # How stale a worker's read model may be (seconds): each checks the store this often.
         MEDKB_CHECK_INTERVAL=0.1,
         API_TITLE="medkb",
@@ -74,9 +77,10 @@ def create_app(test_config=None):
         app.config.update(test_config)
 
     store = Store(Path(app.config["MEDKB_DB"]))
-    model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"], references=references)
+    # Both models open the file `medkb serve` built before starting the workers: no scan here.
+    model = ReadModel(store, references, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
     app.extensions["medkb"] = Services(store, model, Delivery(model), Editorial(store, published=model),
-                                       KeyStore(store.root), Delivery(DraftModel(store)))
+                                       KeyStore(store.root), Delivery(DraftModel(store, references)))
 
     api = Api(app, spec_kwargs={"extra_plugins": [ContractDocs(), BodyErrors()]})
     app.extensions["medkb.api"] = api
@@ -102,8 +106,10 @@ def create_app(test_config=None):
     app.after_request(add_page_links)
     app.after_request(finish_response)
     security.init_app(app)
-    ratelimits.init_app(app)
+    limits = ratelimits.init_app(app)
     metrics.init_app(app)
+    app.wsgi_app = PublicResponseCache(app.wsgi_app, app.extensions["medkb"], limits,
+                                       app.config["MEDKB_RESPONSE_CACHE_BYTES"])
 
     # The console's sessions live in the store folder; the app factory opens them as it opens the
     # store itself.

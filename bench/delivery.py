@@ -9,8 +9,10 @@ requests/s and p99 for GET /v1/products/hemgenix and for a 304 revalidation, onc
 connection per request and once over kept-alive connections, and the ratios medkb/bare (target
 >= 0.8) and 10,000/100 (target >= 0.9), each also as the servers' CPU time per request, which a
 busy shared machine disturbs far less than throughput. medkb runs with its rate limiter counting
-every request (a limit too high to refuse any), as in production. Only loopback is used; every
-load is bounded in time.
+every request (a limit too high to refuse any), as in production. Repeated reads are answered by
+medkb's per-worker response cache (api/web/responsecache.py); a third medkb server runs with the
+cache off, so the rendering path (what the first read after a publish costs) is reported too. Only
+loopback is used; every load is bounded in time.
 """
 import argparse
 import multiprocessing
@@ -178,6 +180,12 @@ def main():
                                           {"MEDKB_DB": str(scratch / f"db-{products}"), "PYTHONPATH": str(ROOT),
                                            "MEDKB_RATE_LIMIT_PUBLIC": "1000000000 per minute"},
                                           ports[products])
+            ports["uncached"] = free_port()
+            servers["uncached"] = start([sys.executable, "-m", "api.cli", "serve", "--port", str(ports["uncached"]),
+                                         "--workers", str(args.workers)],
+                                        {"MEDKB_DB": str(scratch / "db-100"), "PYTHONPATH": str(ROOT),
+                                         "MEDKB_RATE_LIMIT_PUBLIC": "1000000000 per minute",
+                                         "MEDKB_RESPONSE_CACHE_BYTES": "0"}, ports["uncached"])
             etags = {products: etag_of(port)[0] for products, port in ports.items()}
             (scratch / "body.json").write_bytes(etag_of(ports[100])[1])
             ports["bare"] = free_port()
@@ -188,6 +196,7 @@ def main():
             runs = {}
             for keepalive, suffix in ((False, ""), (True, " keep-alive")):
                 runs[f"bare flask{suffix}"] = ("bare", "", keepalive)
+                runs[f"medkb 100 uncached{suffix}"] = ("uncached", "", keepalive)
                 for products in (100, 10_000):
                     runs[f"medkb {products}{suffix}"] = (products, "", keepalive)
                     runs[f"medkb {products} 304{suffix}"] = (products, f"If-None-Match: {etags[products]}\r\n",
@@ -208,10 +217,13 @@ def main():
     for suffix in ("", " keep-alive"):
         bare, medkb, medkb_304 = rows[f"bare flask{suffix}"], rows[f"medkb 100{suffix}"], rows[f"medkb 100 304{suffix}"]
         large, large_304 = rows[f"medkb 10000{suffix}"], rows[f"medkb 10000 304{suffix}"]
+        uncached = rows[f"medkb 100 uncached{suffix}"]
         print(f"[{suffix.strip() or 'new connection per request'}]")
         print(f"  medkb/bare (100 products), throughput: {medkb[0] / bare[0]:.2f} (target >= 0.8), "
               f"CPU per request: {bare[2] / medkb[2]:.2f}; 304 revalidation/bare: {medkb_304[0] / bare[0]:.2f}, "
               f"CPU {bare[2] / medkb_304[2]:.2f}")
+        print(f"  medkb with the response cache off/bare, throughput: {uncached[0] / bare[0]:.2f}, "
+              f"CPU per request: {bare[2] / uncached[2]:.2f}")
         print(f"  10,000/100 products, throughput: {large[0] / medkb[0]:.2f} (target >= 0.9), "
               f"CPU per request: {medkb[2] / large[2]:.2f}; 304: {large_304[0] / medkb_304[0]:.2f}, "
               f"CPU {medkb_304[2] / large_304[2]:.2f}")

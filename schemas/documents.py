@@ -445,3 +445,28 @@ REFERENCES = {
     "source": [],
     "person": [],
 }
+
+# What `include=` can embed in a delivered document, per type: name -> (document type, many).
+# A name is a reference field above (the document points at them), or the reverse of one (they
+# point at the document: a product's mechanism and FAQs, a condition's products). `related`
+# embeds each relation of `related[].product` with its product. Query schemas, the `included`
+# body schemas and the delivery service all read this one table.
+INCLUDES = {
+    "product": {"mechanism": ("mechanism", False), "faqs": ("faq", True), "related": ("product", True),
+                "conditions": ("condition", True)},
+    "article": {"about": ("product", False), "author": ("person", False), "medical_reviewer": ("person", False),
+                "mechanism": ("mechanism", False), "faqs": ("faq", True), "sources": ("source", True)},
+    "faq": {"product": ("product", False)},
+    "mechanism": {"product": ("product", False)},
+    "condition": {"products": ("product", True)},
+    "source": {},
+    "person": {},
+}
+
+# The fields public lists filter on, by name: the read model indexes their values (lower-cased)
+# per change, so a filtered list reads one page, not every document. Paths as in REFERENCES;
+# `[system=atc]` keeps only the list items whose `system` is "atc".
+LIST_FILTERS = {
+    "product": [("condition", "conditions[]"), ("product_type", "product_type"), ("class_code", "classes[].code"),
+                ("class_name", "classes[].name"), ("atc", "identifiers[system=atc].value")],
+}

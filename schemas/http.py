@@ -5,21 +5,10 @@ from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, valid
 
 from api.services.workflow import ACTIONS, DELETED, STATES
 
-from .documents import DOCUMENT_SCHEMAS, PRODUCT_TYPES
+from .documents import DOCUMENT_SCHEMAS, INCLUDES, PRODUCT_TYPES
 from .fields import BCP47_PATTERN, SLUG_PATTERN, Slug
 
 ENVELOPE = ("type", "id", "schema_version", "revision", "locale", "updated_at")
-
-# What `include=` can embed, per document type. The delivery service knows how to fetch each.
-INCLUDES = {
-    "product": ("mechanism", "faqs", "related", "conditions"),
-    "article": ("about", "author", "medical_reviewer", "mechanism", "faqs", "sources"),
-    "faq": ("product",),
-    "mechanism": ("product",),
-    "condition": ("products",),
-    "source": (),
-    "person": (),
-}
 
 LOCALE_HELP = "Preferred locale (BCP 47); falls back to Accept-Language, then the document's own locale."
 
@@ -81,12 +70,6 @@ SourceQuery = delivery_query("source")
 PersonQuery = delivery_query("person")
 
 
-# What each `include=` name embeds: (document type, many). "related" embeds relations.
-INCLUDED_TYPES = {"mechanism": ("mechanism", False), "faqs": ("faq", True), "conditions": ("condition", True),
-                  "about": ("product", False), "author": ("person", False), "medical_reviewer": ("person", False),
-                  "sources": ("source", True), "product": ("product", False), "products": ("product", True)}
-
-
 def included_schema(type_name):
     """The `included` object of a delivered document: each name it can embed, typed."""
     attributes = {}
@@ -95,7 +78,7 @@ def included_schema(type_name):
             attributes[name] = fields.List(fields.Nested(lambda: RelatedProductSchema()), metadata={
                 "description": "Published related products, with the relation."})
             continue
-        target, many = INCLUDED_TYPES[name]
+        target, many = INCLUDES[type_name][name]
         nested = fields.Nested(lambda target=target: VIEWS[target](), allow_none=not many)
         attributes[name] = fields.List(nested) if many else nested
         attributes[name].metadata["description"] = f"The published {target}{'s' if many else ''} named by `{name}`."

@@ -321,3 +321,16 @@ def test_docs_page_works_offline(client):
             assert served.status_code == 200 and len(served.data) > (100 if asset == "/docs/init.js" else 1000)
             assert b"https://unpkg.com" not in served.data and b"cdn.jsdelivr" not in served.data
     assert client.get("/openapi.json").get_json()["info"]["title"] == "medkb"
+
+
+def test_every_include_follows_a_reference_one_way_or_the_other():
+    """INCLUDES and REFERENCES describe the same relations: an include name is a reference field
+    of its type with the same target, or a field of the target type that points back."""
+    from schemas import INCLUDES, REFERENCES
+
+    for type_name, names in INCLUDES.items():
+        forward = {path.split("[")[0].split(".")[0]: target for path, target in REFERENCES[type_name]}
+        for name, (target, _) in names.items():
+            backward = {referrer for referrer, paths in REFERENCES.items()
+                        for _, pointed in paths if referrer == target and pointed == type_name}
+            assert forward.get(name) == target or backward, f"{type_name} include={name}"

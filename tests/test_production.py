@@ -248,7 +248,6 @@ def test_metrics_add_up_every_worker(served_db):
     assert sample(text, "medkb_http_request_duration_seconds_count", method="GET",
                   route="/v1/sources/<slug:id>") == 30
     assert sample(text, "medkb_read_model_lag_changes") == 0
-    assert sample(text, "medkb_scheduled_publishes_total") == 0
 
 
 def test_a_chunked_body_reaches_the_app_whole(server, served_db):

@@ -12,6 +12,7 @@ from api.services.documents import Documents
 from api.store.store import Store
 from conftest import CONTENT_COUNT
 from servers import serving
+from test_production import sample
 
 
 def get(url, headers=None):
@@ -89,7 +90,8 @@ def secrets(content_db):
 
     store = KeyStore(content_db)
     return {name: store.create(role, name)[1] for name, role in
-            [("ann", "author"), ("abe", "author"), ("rita", "reviewer"), ("rob", "reviewer"), ("paul", "publisher")]}
+            [("ann", "author"), ("abe", "author"), ("rita", "reviewer"), ("rob", "reviewer"), ("paul", "publisher"),
+             ("ada", "admin")]}
 
 
 def bearer(secrets, who, etag=None):
@@ -144,3 +146,6 @@ def test_serve_publishes_on_schedule_with_no_request(server, secrets):
     time.sleep(3)  # no request in between: the server's own scheduler must act
     delivered = json.loads(get(f"{server}/v1/faqs/hemgenix-what-is-the-padua-variant")[2])
     assert delivered["question"] == "What is the Padua variant, in short?" and delivered["revision"] == 2
+    # Counted by the serving process itself, where the scheduler runs, and added to the workers' counts.
+    status, _, scraped = get(f"{server}/metrics", bearer(secrets, "ada"))
+    assert status == 200 and sample(scraped.decode(), "medkb_scheduled_publishes_total", type="faq") == 1

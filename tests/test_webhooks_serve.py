@@ -14,6 +14,7 @@ from api.store.keys import KeyStore
 from api.store.store import Store
 from conftest import ROOT
 from servers import serving
+from test_production import sample
 from webhook_receiver import Receiver
 
 FAST_RETRIES = {"MEDKB_WEBHOOK_ALLOW": "127.0.0.1", "MEDKB_WEBHOOK_BACKOFF": "0.05",
@@ -105,6 +106,11 @@ def test_admins_manage_subscriptions_and_serve_delivers_signed_messages(server, 
     assert requests.delete(f"{hooks}/{subscription['id']}", headers=admin).status_code == 204
     assert requests.get(f"{hooks}/{subscription['id']}", headers=admin).status_code == 404
     assert requests.get(hooks, headers=admin).json() == []
+
+    # The scheduler's three deliveries (the change, its replay, the rewind) are in the metrics.
+    scraped = requests.get(f"{server}/metrics", headers=admin).text
+    assert sample(scraped, "medkb_webhook_deliveries_total", outcome="delivered") == 3
+    assert sample(scraped, "medkb_webhook_delivery_duration_seconds_count", outcome="delivered") == 3
 
 
 def test_serve_and_a_worker_on_one_store_never_both_send_a_change(server, content_db, receiver, admin):

@@ -10,7 +10,7 @@ import orjson
 
 from api.app import DEFAULT_STORE, create_app
 from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonical_bytes, content_path, json_files,
-                                     load_document, load_set, read_document_file)
+                                     load_document, load_set, read_document_file, references)
 from api.knowledge.jsonschema import document_json_schemas
 from api.services.documents import Documents
 from api.services.lint import lint_set
@@ -18,9 +18,10 @@ from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNot
 from api.services.workflow import Editorial, Scheduler
 from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStore, KeyStoreError
+from api.store.modelfile import ModelFile, default_path
 from api.store.storage import StoreCorrupt
 from api.store.store import Store, StoreError
-from api.web.metrics import SCHEDULED_PUBLISHES
+from api.web.metrics import SCHEDULED_PUBLISHES, count_into, webhook_attempted
 
 
 def fail(message):
@@ -34,6 +35,19 @@ def store_path():
 
 def open_store():
     return Store(store_path())
+
+
+def prepare_read_model(store):
+    """Build the read model file if it is missing or stale, and apply what the store committed
+    since: done here, once, so that no worker and no request has to."""
+    model = ModelFile(default_path(store), references)
+
+    def announce(reason):
+        if reason != "missing":  # a first build is expected; a rebuild says why
+            click.echo(f"rebuilding the read model {model.path}: {reason}", err=True)
+
+    model.open(store, announce)
+    model.close()
 
 
 class Progress:
@@ -162,6 +176,7 @@ def import_(paths, if_empty, force_revert):
             f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
     result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
                                       force=force_revert, progress=Progress("importing"), loaded=True)
+    prepare_read_model(store)
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     for line in findings:
@@ -223,10 +238,10 @@ def check(repair):
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
     scheduler = Scheduler(Editorial(open_store()))
-    webhooks = webhook_service(scheduler.editorial.store)
+    webhooks = webhook_service(scheduler.editorial.store, on_attempt=webhook_attempted)
     while not stop.is_set():
         for change in scheduler.tick():
-            SCHEDULED_PUBLISHES.inc()
+            SCHEDULED_PUBLISHES.labels(change.type).inc()
             click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
         webhooks.tick()
         stop.wait(interval)
@@ -299,12 +314,12 @@ def keys_revoke(name_or_id):
     click.echo(f"revoked {key.id} ({key.name})")
 
 
-def webhook_service(store=None):
+def webhook_service(store=None, on_attempt=None):
     try:
         settings = Settings.from_env(os.environ)
     except ValueError as error:
         fail(str(error))
-    return Webhooks(store or open_store(), settings)
+    return Webhooks(store or open_store(), settings, on_attempt)
 
 
 @main.group()
@@ -415,7 +430,7 @@ def openapi(out):
 @click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(0.001, 3600),
               envvar="MEDKB_BODY_TIMEOUT", help="Seconds a client may take to send its request body.")
 def serve(host, port, workers, access_log, header_timeout, body_timeout):
-    """Serve the API with granian: several worker processes, each with its own read model.
+    """Serve the API with granian: several worker processes sharing one read model file.
 
     The scheduler runs beside them in this process; SIGTERM or SIGINT stops everything cleanly.
     """
@@ -428,7 +443,7 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     from granian.http import HTTP1Settings
     from granian.server import Server
 
-    open_store()  # fail here, in one clear line, rather than in every worker
+    prepare_read_model(open_store())  # fail here, in one clear line, rather than in every worker
     webhook_service()  # and a malformed MEDKB_WEBHOOK_* setting too
     check_serve_settings()
     check_address(host, port)
@@ -498,7 +513,7 @@ def prepare_metrics_dir(default):
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    count_into(folder)
     return folder
 
 

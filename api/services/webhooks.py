@@ -238,9 +238,11 @@ def seq_of_delivery(delivery):
 
 
 class Webhooks:
-    def __init__(self, store, settings=None):
+    def __init__(self, store, settings=None, on_attempt=None):
+        """on_attempt(attempt) is told of every delivery attempt (the server counts them in its metrics)."""
         self.store = store
         self.settings = settings or Settings()
+        self.on_attempt = on_attempt
         self.subscriptions = Subscriptions(store.root)
         self._pool = None
         self._running = {}  # subscription id -> Future of its delivery run in this process
@@ -379,6 +381,8 @@ class Webhooks:
         if change is not None:
             entry.update(seq=change.seq, type=change.type, id=change.id)
         self.subscriptions.append_log(subscription.id, entry)
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
         if not attempt.ok:
             log.warning("webhook %s %s to %s: %s", subscription.id, message_id, subscription.url, attempt.error)
 

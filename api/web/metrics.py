@@ -10,7 +10,8 @@ import time
 
 from flask import Response, current_app, g, request
 from flask_smorest import abort
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
+                               values)
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -23,7 +24,12 @@ COMMITS = Histogram("medkb_store_commit_duration_seconds", "Time a store commit 
                     ["kind"], buckets=BUCKETS)
 READ_MODEL_LAG = Gauge("medkb_read_model_lag_changes", "Changes committed to the store that the most behind "
                        "worker's read model had not yet applied, when last measured.", multiprocess_mode="max")
-SCHEDULED_PUBLISHES = Counter("medkb_scheduled_publishes", "Documents published by the scheduler when due.")
+SCHEDULED_PUBLISHES = Counter("medkb_scheduled_publishes", "Documents published by the scheduler when due, by type.",
+                              ["type"])
+WEBHOOK_DELIVERIES = Counter("medkb_webhook_deliveries", "Webhook delivery attempts, by outcome: delivered (a 2xx "
+                             "answer) or failed (any other answer, a refused address or a timeout).", ["outcome"])
+WEBHOOK_LATENCY = Histogram("medkb_webhook_delivery_duration_seconds", "Time a webhook delivery attempt takes, "
+                            "by outcome.", ["outcome"], buckets=BUCKETS)
 
 LAG_CHECK_INTERVAL = 1.0  # seconds between two measurements of the lag in one worker
 
@@ -37,7 +43,6 @@ def init_app(app):
     # last (Flask runs after_request functions in reverse): the status is that of the response sent.
     app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
     app.after_request_funcs.setdefault(None, []).insert(0, observe)
-    app.extensions["medkb.lag_checked_at"] = 0.0
 
 
 def timed_commit(commit):
@@ -47,12 +52,36 @@ def timed_commit(commit):
     return timed
 
 
+def webhook_attempted(attempt):
+    """Webhooks' on_attempt: counts every delivery attempt the process makes."""
+    outcome = "delivered" if attempt.ok else "failed"
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+    WEBHOOK_LATENCY.labels(outcome).observe(attempt.latency_ms / 1000)
+
+
+def count_into(folder):
+    """Metrics this process creates from now on are written to `folder`, where a scrape of any
+    worker adds them up. prometheus_client reads PROMETHEUS_MULTIPROC_DIR as it creates each value,
+    and `medkb serve` picks the folder after this module is imported; the metrics its own process
+    counts (the scheduler's) are all labelled, so each value is created later, on first use."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    values.ValueClass = values.get_value_class()
+
+
 def start_timer():
     request.environ["medkb.started"] = time.perf_counter()
+    measure_lag(current_app.extensions["medkb"])
+
+
+_lag_checked_at = 0.0
+
+
+def measure_lag(services):
+    """At most every LAG_CHECK_INTERVAL: how far this worker's read model trails the store."""
+    global _lag_checked_at
     now = time.monotonic()
-    if now - current_app.extensions["medkb.lag_checked_at"] >= LAG_CHECK_INTERVAL:
-        current_app.extensions["medkb.lag_checked_at"] = now
-        services = current_app.extensions["medkb"]
+    if now - _lag_checked_at >= LAG_CHECK_INTERVAL:
+        _lag_checked_at = now
         READ_MODEL_LAG.set(max(0, services.store.last_seq() - services.model.seq))
 
 
@@ -64,16 +93,22 @@ _series = {}  # (route, method, status) -> its counter and histogram: labels() c
 
 def observe(response):
     rule = request.url_rule
-    key = (rule.rule if rule is not None else "unmatched",
-           request.method if request.method in METHODS else "other", response.status_code)
+    # The response cache replays this request's answer under the same route.
+    route = request.environ["medkb.route"] = rule.rule if rule is not None else "unmatched"
+    started = request.environ.get("medkb.started")
+    record(route, request.method, response.status_code,
+           None if started is None else time.perf_counter() - started)
+    return response
+
+
+def record(route, method, status, seconds):
+    key = (route, method if method in METHODS else "other", status)
     series = _series.get(key)
     if series is None:
         series = _series[key] = (REQUESTS.labels(key[0], key[1], str(key[2])), LATENCY.labels(key[0], key[1]))
     series[0].inc()
-    started = request.environ.get("medkb.started")
-    if started is not None:
-        series[1].observe(time.perf_counter() - started)
-    return response
+    if seconds is not None:
+        series[1].observe(seconds)
 
 
 def metrics():

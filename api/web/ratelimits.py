@@ -14,17 +14,20 @@ serializes the processes. Several API nodes need a shared service: set MEDKB_RAT
 to a limits storage URI such as `redis://host:6379`.
 """
 import hashlib
+import logging
 import math
 import os
 import sqlite3
 import threading
 import time
 
-from flask import current_app, request
+from flask import request
 from flask_smorest import abort
 from limits import parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+
+log = logging.getLogger(__name__)  # also used outside a request: the response cache counts hits
 
 PUBLIC_DEFAULT = "1200 per minute"
 EDITORIAL_DEFAULT = "600 per minute"
@@ -91,19 +94,11 @@ def is_editorial():
     return request.path.startswith(("/v1/editorial", "/v1/preview"))
 
 
-def is_public():
-    return request.path.startswith("/v1/") and not is_editorial()
-
-
-def client_address():
-    return request.remote_addr or "unknown"
-
-
 def api_key_identity():
     """The caller's key, hashed (the limiter's storage never holds a secret); its address if it has none."""
     credentials = request.headers.get("Authorization")
     if not credentials:
-        return f"address:{client_address()}"
+        return f"address:{request.remote_addr or 'unknown'}"
     return "key:" + hashlib.sha256(credentials.encode()).hexdigest()[:32]
 
 
@@ -123,34 +118,58 @@ def setting(app, name, default):
     return parse_limits(name, app.config.get(name) or os.environ.get(name) or default)
 
 
+class Limits:
+    """The configured limits over one counter storage: `hit_*` counts one request and returns None,
+    or, when the caller is over a limit, that limit and the seconds until its window resets."""
+
+    def __init__(self, public, editorial, storage_uri):
+        self.public, self.editorial = public, editorial
+        self.storage = storage_from_string(storage_uri)
+        self.limiter = FixedWindowRateLimiter(self.storage)
+
+    def hit_public(self, address):
+        return self._hit(self.public, "public", address or "unknown")
+
+    def hit_editorial(self, identity):
+        return self._hit(self.editorial, "editorial", identity)
+
+    def _hit(self, items, scope, identity):
+        for item in items:
+            try:
+                allowed = self.limiter.hit(item, scope, identity)
+            except self.storage.base_exceptions as error:
+                # A limit that cannot be counted must not take the API down with it.
+                log.error("rate limit not checked: %s", error)
+                return None
+            if not allowed:
+                reset_at, _ = self.limiter.get_window_stats(item, scope, identity)
+                return item, max(1, math.ceil(reset_at - time.time()))
+        return None
+
+
 def init_app(app):
+    """Returns the app's Limits, or None when every limit is off."""
     # Tests build many apps and send many requests: limits are off there unless a test sets them.
     public = setting(app, "MEDKB_RATE_LIMIT_PUBLIC", "off" if app.testing else PUBLIC_DEFAULT)
     editorial = setting(app, "MEDKB_RATE_LIMIT_EDITORIAL", "off" if app.testing else EDITORIAL_DEFAULT)
     if not (public or editorial):
-        return
-    storage = storage_from_string(app.config.get("MEDKB_RATE_LIMIT_STORAGE")
-                                  or os.environ.get("MEDKB_RATE_LIMIT_STORAGE") or "memory://")
-    limiter = FixedWindowRateLimiter(storage)
+        return None
+    limits = Limits(public, editorial, app.config.get("MEDKB_RATE_LIMIT_STORAGE")
+                    or os.environ.get("MEDKB_RATE_LIMIT_STORAGE") or "memory://")
 
     def limit():
         if not request.path.startswith("/v1/"):
             return
-        if is_editorial():
-            items, scope, identity = editorial, "editorial", api_key_identity()
-        else:
-            items, scope, identity = public, "public", client_address()
-        for item in items:
-            try:
-                allowed = limiter.hit(item, scope, identity)
-            except storage.base_exceptions as error:
-                # A limit that cannot be counted must not take the API down with it.
-                current_app.logger.error("rate limit not checked: %s", error)
-                return
-            if not allowed:
-                reset_at, _ = limiter.get_window_stats(item, scope, identity)
-                abort(429, message=f"Rate limit exceeded: {item}. Try again later.",
-                      headers={"Retry-After": str(max(1, math.ceil(reset_at - time.time())))})
+        # The response cache counted this request already and found it over the limit.
+        refused = request.environ.get("medkb.refused")
+        if refused is None:
+            refused = limits.hit_editorial(api_key_identity()) if is_editorial() else limits.hit_public(
+                request.remote_addr)
+        if refused is not None:
+            item, retry_after = refused
+            abort(429, message=f"Rate limit exceeded: {item}. Try again later.",
+                  headers={"Retry-After": str(retry_after)})
 
     # Before the other hooks: a refused request should cost as little as possible.
     app.before_request_funcs.setdefault(None, []).insert(0, limit)
+    return limits
