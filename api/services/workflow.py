@@ -480,8 +480,18 @@ class Listing(Sequence):
 
 def _audit_conditions(document, actor, since, until):
     type_name, id_ = document.split("/", 1) if document else (None, None)
-    return {"type_name": type_name, "id_": id_, "actor": actor, "since": iso(since) if since else None,
-            "until": iso(until) if until else None}
+    return {"type_name": type_name, "id_": id_, "actor": actor, "since": _bound(since), "until": _bound(until)}
+
+
+def _bound(moment):
+    """A time filter as text the index compares with; a time at the edge of the calendar whose
+    UTC is out of datetime's range (0001-01-01T00:00+01:00) stands for that edge."""
+    if moment is None:
+        return None
+    try:
+        return iso(moment)
+    except OverflowError:
+        return "0000-01-01T00:00:00.000000Z" if moment.year == 1 else "9999-12-31T23:59:59.999999Z"
 
 
 def working_summary(row):

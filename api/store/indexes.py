@@ -77,7 +77,11 @@ def due_at(state, publish_at):
     compares as text with now; None unless the document waits, approved, for a time."""
     if state != "approved" or not publish_at:
         return None
-    return iso(datetime.datetime.fromisoformat(publish_at.replace("Z", "+00:00")))
+    try:
+        return iso(datetime.datetime.fromisoformat(publish_at.replace("Z", "+00:00")))
+    except (ValueError, OverflowError, AttributeError):  # the workflow writes none such; a hand-edited file might
+        log.error("indexes: publish_at %r is not a time; it is not scheduled", publish_at)
+        return None
 
 
 def head_labels(revision):
