@@ -15,14 +15,12 @@ from api.store.keys import KeyStore
 from api.store.readmodel import ReadModel
 from api.store.sessions import SessionStore
 from api.store.store import Store
-from api.store.workingset import WorkingSetModel
 from api.web import (DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED, metrics, ratelimits,
                      security)
 from api.web.bodies import BodyErrors
 from api.web.auth import require_key
 from api.web.caching import finish_response
 from api.web.console import bp as console  # HTML pages, not part of the OpenAPI contract
-from api.web.console.pages import queue_row
 from api.web.context import services
 from api.web.converters import register_converters
 from api.web.errors import register_error_handlers
@@ -80,9 +78,11 @@ def create_app(test_config=None):
         app.config.update(test_config)
 
     store = Store(Path(app.config["MEDKB_DB"]))
-    model = ReadModel(store, check_interval=app.config["MEDKB_CHECK_INTERVAL"], references=references)
-    prepare_search(store)  # at start-up, so that no request ever builds the search index
-    drafts = DraftModel(store)
+    # The read model and the search index are files `medkb serve` prepared before starting the
+    # workers: opening them scans nothing, and no request ever builds the search index.
+    model = ReadModel(store, references, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
+    prepare_search(store)
+    drafts = DraftModel(store, references)
     app.extensions["medkb"] = Services(store, model, Delivery(model, search=StoreSearch(store, model)),
                                        Editorial(store, published=model), KeyStore(store.root),
                                        Delivery(drafts, search=StoreSearch(store, drafts, PREVIEW)))
@@ -116,10 +116,9 @@ def create_app(test_config=None):
     app.wsgi_app = PublicResponseCache(app.wsgi_app, app.extensions["medkb"], limits,
                                        app.config["MEDKB_RESPONSE_CACHE_BYTES"])
 
-    # The console's sessions and working set live in the store folder; the app factory opens them
-    # as it opens the store itself.
+    # The console's sessions live in the store folder; the app factory opens them as it opens the
+    # store itself.
     app.extensions["medkb.console_sessions"] = SessionStore(store.root / "console-sessions")
-    app.extensions["medkb.console_working_set"] = WorkingSetModel(store, queue_row(app.extensions["medkb"].editorial))
 
     app.register_blueprint(console)
 

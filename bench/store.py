@@ -26,6 +26,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from api.knowledge.documents import references  # noqa: E402
 from api.services.documents import Documents  # noqa: E402
 from api.store.readmodel import ReadModel  # noqa: E402
 from api.store.store import Store  # noqa: E402
@@ -61,7 +62,7 @@ def measure(root, ids, commits, reads, rng):
         Documents(store).write(dict(head.content, answer=f"Edited {i}."), expected_revision=head.revision,
                                actor="bench")
         commit_ms.append((time.perf_counter() - started) * 1000)
-    model = ReadModel(store)
+    model = ReadModel(store, references)
     read_us = []
     picks = [rng.choice(ids) for _ in range(reads)]
     for faq_id in picks:

@@ -462,3 +462,11 @@ INCLUDES = {
     "source": {},
     "person": {},
 }
+
+# The fields public lists filter on, by name: the read model indexes their values (lower-cased)
+# per change, so a filtered list reads one page, not every document. Paths as in REFERENCES;
+# `[system=atc]` keeps only the list items whose `system` is "atc".
+LIST_FILTERS = {
+    "product": [("condition", "conditions[]"), ("product_type", "product_type"), ("class_code", "classes[].code"),
+                ("class_name", "classes[].name"), ("atc", "identifiers[system=atc].value")],
+}

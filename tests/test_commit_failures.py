@@ -13,9 +13,11 @@ import orjson
 import pytest
 import requests
 
+from api.knowledge.documents import references
 from api.services.delivery import Delivery
 from api.services.documents import Documents
 from api.store import files
+from api.store.modelfile import FILE_NAME
 from api.store.readmodel import ReadModel
 from api.store.store import StorageFull, StorageUnavailable, Store
 from servers import medkb, serving
@@ -68,7 +70,7 @@ OPERATIONS = {"edit-and-publish": (edit_and_publish, 7), "create": (create, 5), 
 
 def observe(store):
     """Everything a reader can see: documents, pointers, changes, the published set and the feed."""
-    model = ReadModel(store, check_interval=0)
+    model = ReadModel(store, references, check_interval=0)
     return {"keys": list(store.keys()), "states": list(store.states()),
             "heads": {(s.type, s.id): store.head(s.type, s.id) for s in store.states()},
             "changes": store.changes(0), "publications": store.publications(0), "last": store.last_seq(),
@@ -77,9 +79,11 @@ def observe(store):
 
 
 def files_of(root):
-    # pointers.previous.json is a hard link kept for rollback; what it names may move.
+    # pointers.previous.json is a hard link kept for rollback; what it names may move. The index
+    # file is derived data, rebuilt from the rest.
     return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name not in ("store.lock", "pointers.previous.json")}
+            if p.is_file() and p.name not in ("store.lock", "pointers.previous.json")
+            and not p.name.startswith(("indexes.sqlite", FILE_NAME))}
 
 
 @pytest.mark.parametrize("mode", ["once", "full", "after"])

@@ -115,7 +115,9 @@ def test_a_corrupt_store_file_is_one_line_and_left_as_it_was(tmp_path, content_c
     victim = db / "documents" / "faq" / "hemgenix-how-does-it-work" / "pointers.json"
     victim.write_bytes(victim.read_bytes()[:100])
     before = victim.read_bytes()
-    for command in (["check"], ["import", content_copy], ["export", "--out", tmp_path / "out"]):
+    checked = medkb(db, "check")  # opening reads no document: check finds it and lists it
+    assert checked.returncode == 1 and checked.stdout.startswith(f"{victim}: store file is corrupt")
+    for command in (["import", content_copy], ["export", "--out", tmp_path / "out"]):
         result = medkb(db, *command)
         assert result.returncode == 1
         assert result.stderr.startswith(f"{victim}: store file is corrupt")

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 import api.store.layout
+from api.knowledge.documents import references
 from api.services.delivery import Delivery
 from api.services.documents import Documents
 from api.store.readmodel import ReadModel
@@ -65,7 +66,7 @@ def test_readers_replay_only_publications_never_the_drafts(tmp_path, documents, 
     monkeypatch.setattr(api.store.layout, "SEGMENT_SIZE", 4)
     store = Store(tmp_path / "db")
     Documents(store).import_(documents, actor="import")
-    model = ReadModel(store, check_interval=0)
+    model = ReadModel(store, references, check_interval=0)
     delivery = Delivery(model)
     for n in range(3):
         edit(store, answer=f"Draft {n}.")  # changes 10, 11, 12: segment 2
@@ -250,7 +251,7 @@ def test_a_commit_after_a_rolled_back_one_leaves_no_temporary_behind(store, monk
 def test_preview_replays_only_the_documents_that_changed(store):
     from api.store.draftmodel import DraftModel
 
-    model = DraftModel(store)
+    model = DraftModel(store, references)
     preview = Delivery(model)
     preview.refresh()
     assert preview.get("faq", "drug-q1").document["answer"] == "A1."

@@ -10,15 +10,16 @@ import orjson
 
 from api.app import DEFAULT_STORE, create_app
 from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonical_bytes, content_path, json_files,
-                                     load_document, load_set, read_document_file)
+                                     load_document, load_set, read_document_file, references)
 from api.knowledge.jsonschema import document_json_schemas
 from api.services.documents import Documents
 from api.services.lint import lint_set
 from api.services import search as search_service
 from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
-from api.services.workflow import Editorial
+from api.services.workflow import Editorial, Scheduler
 from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStore, KeyStoreError
+from api.store.modelfile import ModelFile, default_path
 from api.store.storage import StoreCorrupt
 from api.store.store import Store, StoreError
 from api.web.metrics import SCHEDULED_PUBLISHES, count_into, webhook_attempted
@@ -35,6 +36,19 @@ def store_path():
 
 def open_store():
     return Store(store_path())
+
+
+def prepare_read_model(store):
+    """Build the read model file if it is missing or stale, and apply what the store committed
+    since: done here, once, so that no worker and no request has to."""
+    model = ModelFile(default_path(store), references)
+
+    def announce(reason):
+        if reason != "missing":  # a first build is expected; a rebuild says why
+            click.echo(f"rebuilding the read model {model.path}: {reason}", err=True)
+
+    model.open(store, announce)
+    model.close()
 
 
 class Progress:
@@ -162,7 +176,8 @@ def import_(paths, if_empty, force_revert):
         message += "; published with open lint errors: " + "; ".join(
             f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
     result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
-                                      force=force_revert, progress=Progress("importing"))
+                                      force=force_revert, progress=Progress("importing"), loaded=True)
+    prepare_read_model(store)
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     for line in findings:
@@ -205,9 +220,13 @@ def export(out):
 
 
 @main.command()
-def check():
+@click.option("--repair", is_flag=True, help="Also rebuild the index file (indexes.sqlite) from the change log.")
+def check(repair):
     """Verify every revision's hash, every pointer and the change sequence."""
     store = open_store()
+    if repair:
+        store.indexes.rebuild(store)
+        click.echo(f"{store.indexes.path}: rebuilt from the change log.", err=True)
     problems = store.verify()
     for problem in problems:
         click.echo(problem)
@@ -220,10 +239,10 @@ def check():
 
 def run_scheduler(stop, interval=1.0):
     """Publish what is due every `interval` seconds until `stop` is set."""
-    editorial = Editorial(open_store())
-    webhooks = webhook_service(editorial.store, on_attempt=webhook_attempted)
+    scheduler = Scheduler(Editorial(open_store()))
+    webhooks = webhook_service(scheduler.editorial.store, on_attempt=webhook_attempted)
     while not stop.is_set():
-        for change in editorial.publish_due():
+        for change in scheduler.tick():
             SCHEDULED_PUBLISHES.labels(change.type).inc()
             click.echo(f"published {change.type}/{change.id} revision {change.revision} (scheduled)", err=True)
         webhooks.tick()
@@ -424,7 +443,7 @@ def openapi(out):
 @click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(0.001, 3600),
               envvar="MEDKB_BODY_TIMEOUT", help="Seconds a client may take to send its request body.")
 def serve(host, port, workers, access_log, header_timeout, body_timeout):
-    """Serve the API with granian: several worker processes, each with its own read model.
+    """Serve the API with granian: several worker processes sharing one read model file.
 
     The scheduler runs beside them in this process; SIGTERM or SIGINT stops everything cleanly.
     """
@@ -437,9 +456,11 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     from granian.http import HTTP1Settings
     from granian.server import Server
 
-    # Fail here, in one clear line, rather than in every worker; and fit the search index to the
-    # store before any worker takes traffic.
-    search_service.prepare(open_store())
+    # Fail here, in one clear line, rather than in every worker; and fit the read model and the
+    # search index to the store before any worker takes traffic.
+    store = open_store()
+    prepare_read_model(store)
+    search_service.prepare(store)
     webhook_service()  # and a malformed MEDKB_WEBHOOK_* setting too
     check_serve_settings()
     check_address(host, port)

@@ -57,29 +57,10 @@ def sparse(document, names):
     return {key: value for key, value in document.items() if key in keep}
 
 
-class _Indexes:
-    """Lookups derived from one version of the published set; rebuilt when it changes."""
-
-    def __init__(self, model):
-        self.mechanism_by_product = {}
-        self.faqs_by_product = {}
-        self.products_by_condition = {}
-        for entry in model.all("mechanism"):
-            self.mechanism_by_product.setdefault(entry.document["product"], entry)
-        for entry in model.all("faq"):
-            self.faqs_by_product.setdefault(entry.document["product"], []).append(entry)
-        for faqs in self.faqs_by_product.values():
-            faqs.sort(key=lambda entry: (entry.document["position"], entry.document["id"]))
-        for entry in model.all("product"):
-            for condition in entry.document.get("conditions", []):
-                self.products_by_condition.setdefault(condition, []).append(entry)
-
 class Delivery:
     def __init__(self, model, search=None):
         """search: what answers `search()` (api/services/search.py StoreSearch, for the same view)."""
         self.model = model
-        self._indexes = None
-        self._indexes_version = None
         self._search = search
 
     # --- freshness ---------------------------------------------------------
@@ -87,12 +68,18 @@ class Delivery:
     def refresh(self, force=False):
         self.model.refresh(force=force)
 
-    @property
-    def indexes(self):
-        if self._indexes_version != self.model.version:
-            self._indexes = _Indexes(self.model)
-            self._indexes_version = self.model.version
-        return self._indexes
+    # --- lookups by reference: indexed in the model, per change ------------------
+
+    def _products_treating(self, condition_id):
+        return self.model.matching("product", [[("condition", condition_id.lower(), False)]])
+
+    def _faqs_about(self, product_id):
+        faqs = self.model.referring("product", product_id, "faq", "product")
+        return sorted(faqs, key=lambda entry: (entry.document["position"], entry.document["id"]))
+
+    def _mechanism_of(self, product_id):
+        found = self.model.referring("product", product_id, "mechanism", "product")
+        return found[0] if found else None
 
     # --- single documents and lists ---------------------------------------
 
@@ -106,36 +93,34 @@ class Delivery:
         return self.model.all(type_name)
 
     def products(self, condition=None, drug_class=None, product_type=None):
+        """Published products, by id, filtered through the model's index of LIST_FILTERS terms: a
+        lazy sequence however many match."""
+        clauses = []
         if condition:
-            entries = self.indexes.products_by_condition.get(condition, [])
-        else:
-            entries = self.model.all("product")
+            clauses.append([("condition", condition.lower(), False)])
         if product_type:
-            entries = [e for e in entries if e.document["product_type"] == product_type]
+            clauses.append([("product_type", product_type.lower(), False)])
         if drug_class:
             wanted = drug_class.lower()
             # ATC groups are classes; a full ATC code is an identifier, and matches by prefix too.
-            entries = [e for e in entries if any(
-                (c.get("code") or "").lower().startswith(wanted) or (c.get("name") or "").lower() == wanted
-                for c in e.document["classes"]) or any(
-                i["system"] == "atc" and i["value"].lower().startswith(wanted) for i in e.document.get("identifiers", []))]
-        return entries
+            clauses.append([("class_code", wanted, True), ("class_name", wanted, False), ("atc", wanted, True)])
+        return self.model.matching("product", clauses) if clauses else self.model.all("product")
 
     def faqs(self, product=None):
         if product:
-            return self.indexes.faqs_by_product.get(product, [])
+            return self._faqs_about(product)
         return self.model.all("faq")
 
     def mechanism_of(self, product_id):
         self.get("product", product_id)
-        entry = self.indexes.mechanism_by_product.get(product_id)
+        entry = self._mechanism_of(product_id)
         if entry is None:
             raise NotPublished(f"Product '{product_id}' has no published mechanism.")
         return entry
 
     def faqs_of(self, product_id):
         self.get("product", product_id)
-        return self.indexes.faqs_by_product.get(product_id, [])
+        return self._faqs_about(product_id)
 
     def related_of(self, product_id):
         """The product's relations whose other product is published, with that product."""
@@ -187,14 +172,14 @@ class Delivery:
         result = {}
         for name in names:
             if document["type"] == "product" and name == "mechanism":
-                result[name] = deliver(self.indexes.mechanism_by_product.get(document["id"]))
+                result[name] = deliver(self._mechanism_of(document["id"]))
             elif document["type"] == "product" and name == "faqs":
-                result[name] = [deliver(e) for e in self.indexes.faqs_by_product.get(document["id"], [])]
+                result[name] = [deliver(e) for e in self._faqs_about(document["id"])]
             elif document["type"] == "product" and name == "related":
                 result[name] = [self.relation_view(relation, deliver(other))
                                 for relation, other in self.related_of(document["id"])]
             elif document["type"] == "condition" and name == "products":
-                result[name] = [deliver(e) for e in self.indexes.products_by_condition.get(document["id"], [])]
+                result[name] = [deliver(e) for e in self._products_treating(document["id"])]
             else:
                 target_type, _ = INCLUDES[document["type"]][name]
                 value = document.get(name)

@@ -23,8 +23,9 @@ from api.services.errors import (AlreadyExists, Blocked, DomainError, Forbidden,
 from api.services.lint import lint
 from api.knowledge.documents import InvalidDocument
 from api.services.documents import Documents
-from api.store.clock import now_iso
+from api.store.clock import iso, now_iso
 from api.store.keys import ROLES, ApiKey
+from api.store.indexes import TITLE_FIELDS, title_of, workflow_state  # noqa: F401 (for the console)
 from api.store.readmodel import ReadModel
 from api.store.store import Conflict, NotFound
 
@@ -150,14 +151,8 @@ WRITE_ROLES = AUTHORS
 
 
 def state_of(state):
-    """The workflow state of a store DocumentState (documents imported before any workflow ran
-    have none recorded: published if their head is published, else a draft)."""
-    if state.deleted:
-        return DELETED
-    recorded = (state.workflow or {}).get("state")
-    if recorded:
-        return recorded
-    return PUBLISHED if state.published == state.head else DRAFT
+    """The workflow state of a store DocumentState: the rule the store's index also keeps."""
+    return workflow_state(state.deleted, state.workflow, state.published, state.head)
 
 
 def allowed_from(current):
@@ -189,9 +184,16 @@ class Editorial:
         """published: the read model of published documents (with its reference index), shared
         with delivery in the app; one of its own otherwise."""
         self.store = store
-        self.published = published or ReadModel(store, references=references)
+        self._published = published
         self.documents = Documents(store)
         self.today = today or (lambda: datetime.datetime.now(datetime.UTC).date())
+
+    @property
+    def published(self):
+        # Built when first needed: the scheduler's process needs it only when something falls due.
+        if self._published is None:
+            self._published = ReadModel(self.store, references=references)
+        return self._published
 
     # --- reading ---------------------------------------------------------------
 
@@ -211,28 +213,47 @@ class Editorial:
                 "publish_at": state.workflow.get("publish_at")}
 
     def working_set(self, type_name=None, status=None):
-        summaries = [self.summary(state) for state in self.store.states(type_name)]
-        return [s for s in summaries if status is None or s["state"] == status]
+        """Every document with its workflow state, by type and id, as a sequence whose pages
+        are read from the store's index: a page costs the same at 100 or 100,000 documents."""
+        return Listing(lambda: self.store.index().count_documents(type_name=type_name, state=status),
+                       lambda offset, limit: [working_summary(row) for row in self.store.index().documents(
+                           offset, limit, type_name=type_name, state=status)])
+
+    def list_documents(self, offset=0, limit=None, order="type, id", **conditions):
+        """Index rows of documents (summary, title, author of the head, time), filtered: see
+        Indexes.documents. What the console's queues and choices list."""
+        return self.store.index().documents(offset, limit, order, **conditions)
+
+    def count_documents(self, **conditions):
+        return self.store.index().count_documents(**conditions)
+
+    def listed(self, type_name, id_):
+        """One document's index row, or None."""
+        return self.store.index().document(type_name, id_)
 
     def revisions(self, type_name, id_):
+        """Every revision, oldest first, with its workflow label, as a sequence whose pages read
+        only their own revision files."""
         state = self.document_state(type_name, id_)
-        current = state_of(state)
+        return Listing(lambda: state.head,
+                       lambda offset, limit: [self._revision_summary(state, number) for number in
+                                              range(offset + 1, min(state.head, offset + limit) + 1)])
+
+    def _revision_summary(self, state, number):
+        revision = self.store.revision(state.type, state.id, number)
         approved = (state.workflow.get("approved") or {}).get("revision")
-        result = []
-        for revision in self.store.revisions(type_name, id_):
-            if revision.deleted:
-                label = DELETED
-            elif revision.revision == state.published:
-                label = PUBLISHED
-            elif revision.revision == state.head:
-                label = current
-            elif revision.revision == approved:
-                label = APPROVED
-            else:
-                label = "superseded"
-            result.append({"revision": revision.revision, "author": revision.actor, "at": revision.at,
-                           "message": revision.message, "hash": revision.hash, "state": label})
-        return result
+        if revision.deleted:
+            label = DELETED
+        elif number == state.published:
+            label = PUBLISHED
+        elif number == state.head:
+            label = state_of(state)
+        elif number == approved:
+            label = APPROVED
+        else:
+            label = "superseded"
+        return {"revision": number, "author": revision.actor, "at": revision.at, "message": revision.message,
+                "hash": revision.hash, "state": label}
 
     def revision(self, type_name, id_, number):
         found = self.store.revision(type_name, id_, number)
@@ -245,32 +266,17 @@ class Editorial:
         patch = jsonpatch.make_patch(a.content or {}, b.content or {}).patch
         return {"from": older, "to": newer, "patch": patch, "summary": summarize(patch)}
 
-    def audit(self, document=None, actor=None, since=None, until=None, offset=0, limit=None):
-        """Every accepted change, oldest first, filtered by document ("type/id"), actor and time.
-        `offset`/`limit` count changes before filtering: a page of the whole log reads only it."""
-        entries = []
-        for change in self.store.changes(offset, limit):
-            key = f"{change.type}/{change.id}"
-            at = datetime.datetime.fromisoformat(change.at.replace("Z", "+00:00"))
-            if (document and key != document) or (actor and change.actor != actor) or \
-                    (since and at < since) or (until and at > until):
-                continue
-            details = change.details or {}
-            entries.append({"seq": change.seq, "at": change.at, "actor": change.actor, "key_id": details.get("key_id"),
-                            "role": details.get("role"),
-                            "kind": change.kind, "action": details.get("action"), "document": key,
-                            "from_revision": details.get("from_revision"),
-                            "to_revision": details.get("to_revision", change.revision),
-                            "from_state": details.get("from_state"), "to_state": details.get("to_state"),
-                            "comment": details.get("comment") or change.message or None})
-        return entries
+    def audit(self, document=None, actor=None, since=None, until=None, offset=0, limit=None, newest_first=False):
+        """Accepted changes, oldest first (or newest), filtered by document ("type/id"), actor and
+        time, from the store's index of changes: a page reads only its own entries."""
+        return [audit_entry(change) for change in self.store.index().changes(
+            offset, limit, newest_first, **_audit_conditions(document, actor, since, until))]
 
     def audit_log(self, document=None, actor=None, since=None, until=None):
-        """The audit log as a sequence to page through. Unfiltered, change numbers are gapless,
-        so a page reads only its own changes; filtered, the matching entries."""
-        if document or actor or since or until:
-            return self.audit(document, actor, since, until)
-        return _WholeAuditLog(self)
+        """The audit log as a sequence to page through."""
+        conditions = _audit_conditions(document, actor, since, until)
+        return Listing(lambda: self.store.index().count_changes(**conditions),
+                       lambda offset, limit: self.audit(document, actor, since, until, offset, limit))
 
     def lookup_head(self, type_name, id_):
         return self.documents.lookup_head(type_name, id_)
@@ -407,35 +413,89 @@ class Editorial:
                             message=comment or f"restore revision {revision}")
 
     def publish_due(self, now=None):
-        """Publish every approved document whose publish_at has come. Returns the changes made."""
+        """Publish every approved document whose publish_at has come, found in the store's index
+        of due times (no document is read unless it is due). Returns the changes made."""
         now = now or datetime.datetime.now(datetime.UTC)
         scheduler = ApiKey(id="scheduler", name="scheduler", role="publisher", created_at="", revoked_at=None)
         done = []
-        for state in list(self.store.states()):
-            due = (state.workflow or {}).get("publish_at")
-            if due and state_of(state) == APPROVED and datetime.datetime.fromisoformat(due.replace("Z", "+00:00")) <= now:
-                try:
-                    done.append(self.transition(state.type, state.id, "publish", state.head, scheduler,
-                                                comment=f"scheduled publish due {due}"))
-                except DomainError:
-                    continue  # changed since it was scheduled; the next editor action decides
+        for row in self.store.index().due(iso(now)):
+            try:
+                done.append(self.transition(row["type"], row["id"], "publish", row["head"], scheduler,
+                                            comment=f"scheduled publish due {row['publish_at']}"))
+            except (DomainError, NotFound):
+                continue  # changed since it was scheduled; the next editor action decides
         return done
 
+    def next_due(self):
+        """When the next scheduled publish falls due (an ISO time), or None."""
+        due = self.store.index().next_due()
+        return datetime.datetime.fromisoformat(due.replace("Z", "+00:00")) if due else None
 
-class _WholeAuditLog(Sequence):
-    """Every change, as a sequence whose slices read only the changes they hold."""
+
+class Scheduler:
+    """Scheduled publishing, one `tick()` a second beside the server. An idle tick costs one
+    stat() of head.json: the due times are asked of the store's index again only when a commit
+    has landed (anything may have been scheduled or unscheduled) or the earliest one comes."""
 
     def __init__(self, editorial):
         self.editorial = editorial
+        self._stamp = object()  # nothing seen yet: the first tick asks
+        self._next_due = None
+
+    def tick(self, now=None):
+        """Publish what is due now. Returns the changes made."""
+        now = now or datetime.datetime.now(datetime.UTC)
+        stamp = self.editorial.store.head_stamp()
+        if stamp == self._stamp and (self._next_due is None or self._next_due > now):
+            return []
+        done = self.editorial.publish_due(now)
+        # The stamp read before asking: a commit landing meanwhile makes the next tick ask again.
+        self._stamp, self._next_due = stamp, self.editorial.next_due()
+        return done
+
+
+class Listing(Sequence):
+    """A list read a page at a time: its length is one count, a slice reads only what it holds.
+    What @blp.paginate pages through."""
+
+    def __init__(self, count, page):
+        self._count, self._page, self._length = count, page, None
 
     def __len__(self):
-        return self.editorial.store.last_seq()
+        if self._length is None:
+            self._length = self._count()
+        return self._length
 
     def __getitem__(self, index):
         if not isinstance(index, slice):
-            raise TypeError("the audit log is read a page, a slice, at a time")
-        start, stop, _ = index.indices(len(self))
-        return self.editorial.audit(offset=start, limit=max(0, stop - start))
+            position = range(len(self))[index]  # IndexError past either end, as a list
+            return self._page(position, 1)[0]
+        start, stop, step = index.indices(len(self))
+        items = self._page(start, stop - start) if stop > start else []
+        return items[::step] if step != 1 else items
+
+    def __iter__(self):
+        return iter(self[:])  # one read for all, not one per item
+
+
+def _audit_conditions(document, actor, since, until):
+    type_name, id_ = document.split("/", 1) if document else (None, None)
+    return {"type_name": type_name, "id_": id_, "actor": actor, "since": iso(since) if since else None,
+            "until": iso(until) if until else None}
+
+
+def working_summary(row):
+    return {name: row[name] for name in ("type", "id", "state", "head", "published", "approved_revision",
+                                         "publish_at")}
+
+
+def audit_entry(change):
+    details = change.details or {}
+    return {"seq": change.seq, "at": change.at, "actor": change.actor, "key_id": details.get("key_id"),
+            "role": details.get("role"), "kind": change.kind, "action": details.get("action"),
+            "document": f"{change.type}/{change.id}", "from_revision": details.get("from_revision"),
+            "to_revision": details.get("to_revision", change.revision), "from_state": details.get("from_state"),
+            "to_state": details.get("to_state"), "comment": details.get("comment") or change.message or None}
 
 
 def content_etag(revision):

@@ -4,4 +4,9 @@ import datetime
 
 def now_iso():
     """UTC, microseconds, with a Z: sorts as text in time order."""
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso(datetime.datetime.now(datetime.UTC))
+
+
+def iso(moment):
+    """An aware datetime in the form now_iso() writes, so that it compares with them as text."""
+    return moment.astimezone(datetime.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")

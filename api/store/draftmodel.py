@@ -1,60 +1,34 @@
 """The read model's counterpart for preview: every live head revision, drafts included.
 
-Same interface as ReadModel, so the delivery service and resources serve previews unchanged.
-Editorial traffic must see its own edits at once, so every refresh checks head.json; when the
-store moved, it replays the changes since its last look and reloads only the documents they
-touched (drafts and transitions included). The whole store is read once, on first use.
+Same interface as ReadModel, so the delivery service and resources serve previews unchanged, and
+the same file: its HEAD view, built with the published one. Editorial traffic must see its own
+edits at once, so every refresh checks the store's head; when it moved, the view applies the
+changes since the last one it applied, rereading only the documents they touched.
 """
-import orjson
-
-from schemas import DOCUMENT_TYPES
-
-from api.store.readmodel import Published
+from api.store.modelfile import ModelBusy
+from api.store.readmodel import HEAD, ModelView
 
 
-class DraftModel:
-    def __init__(self, store):
-        self.store = store
-        self._stamp = object()
-        self.version = 0
-        self.seq = 0
-        self.published_seq = 0
-        self.last_publication_seq = {}
-        self._by_id = None  # type -> {id: Published}, built on first use
-        self._sorted = {}
+class DraftModel(ModelView):
+    view = HEAD
+
+    def __init__(self, store, references, path=None):
+        super().__init__(store, references, path)
+        self._stamp = store.head_stamp()
+        self.file.open(store)
+        self._note_applied()
+
+    def _note_applied(self):
+        # Previews follow drafts too: every change moves their tags and cursors.
+        self.seq = self.published_seq = self.version = self.applied()
 
     def refresh(self, force=False):
         stamp = self.store.head_stamp()
         if stamp == self._stamp:
             return
-        last = self.store.last_seq()
-        if self._by_id is None:
-            self._by_id = {type_name: {} for type_name in DOCUMENT_TYPES}
-            for state, head, _ in self.store.entries():
-                self._put(state.type, state.id, head)
-        else:
-            for key in {(change.type, change.id) for change in self.store.changes(self.seq, limit=last - self.seq)}:
-                self._put(*key, self.store.head(*key))
-        self._stamp, self.seq, self.version = stamp, last, self.version + 1
-        self.published_seq = last  # previews follow drafts too
-
-    def _put(self, type_name, id_, head):
-        table = self._by_id[type_name]
-        if head is None or head.deleted:
-            table.pop(id_, None)
-        else:
-            table[id_] = Published(head.content, orjson.dumps(head.content), head.hash, head.revision)
-        self._sorted.pop(type_name, None)
-
-    def get(self, type_name, id_):
-        return self._by_id[type_name].get(id_)
-
-    def all(self, type_name):
-        ordered = self._sorted.get(type_name)
-        if ordered is None:
-            table = self._by_id[type_name]
-            ordered = self._sorted[type_name] = [table[id_] for id_ in sorted(table)]
-        return ordered
-
-    def count(self):
-        return sum(len(table) for table in self._by_id.values())
+        try:
+            self.file.catch_up(self.store, HEAD, self.store.last_seq())
+        except ModelBusy:  # held past the busy timeout (a rebuild elsewhere): preview what it has, retry next time
+            return
+        self._note_applied()
+        self._stamp = stamp

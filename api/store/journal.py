@@ -97,34 +97,93 @@ def commit(layout, commit_, pointers, last_seq, durable=True):
     return change
 
 
+def commit_batch(layout, items, last_seq, durable=True):
+    """Persist several commits, each on its own document's committed pointers (`items` is
+    [(commit, pointers)], one per document), as changes last_seq + 1 ... with ONE commit point:
+    all of them or none. The files are written without an fsync each; one sync of the file
+    system makes them durable before head.json moves, so a batch costs two fsyncs whatever its
+    size. Returns the Changes, or raises StorageFull/StorageUnavailable with all rolled back."""
+    changes, entries, writes, lines = [], [], [], {}
+    at = now_iso()
+    for offset, (commit_, pointers) in enumerate(items, 1):
+        seq = last_seq + offset
+        number = pointers.get("head", 0) + 1 if commit_.adds_revision else pointers.get("head", 0)
+        change = Change(seq, commit_.type, commit_.id, number, commit_.kind, commit_.actor, at, commit_.message,
+                        commit_.details)
+        row = asdict(change)
+        line = orjson.dumps(row) + b"\n"
+        lines.setdefault(layout.change_log(seq), []).append(line)
+        if commit_.kind in PUBLICATION_KINDS:
+            lines.setdefault(layout.publication_log(seq), []).append(line)
+        revision = orjson.dumps(revision_row(commit_.content, number, change)) if commit_.adds_revision else None
+        writes.append((change, revision, pointers, orjson.dumps(next_pointers(commit_, pointers, seq, number))))
+        entries.append({"change": row, "new_document": not pointers, "adds_revision": commit_.adds_revision})
+        changes.append(change)
+    pending = {"batch": entries,
+               "logs": {str(path.relative_to(layout.root)): _size(path) for path in lines}}
+    try:
+        write_head(layout, last_seq, pending, durable)
+        for change, revision, pointers, new_pointers in writes:
+            if revision is not None:
+                files.atomic_write(layout.revision_path(change.type, change.id, change.revision), revision, False)
+            if pointers:
+                files.link_replace(layout.pointers_path(change.type, change.id),
+                                   layout.previous_pointers_path(change.type, change.id))
+            files.atomic_write(layout.pointers_path(change.type, change.id), new_pointers, False)
+        for path, chunk in lines.items():
+            files.append(path, b"".join(chunk), False)
+        if durable:
+            files.sync_filesystem(layout.root)
+        write_head(layout, changes[-1].seq, None, durable)
+    except OSError as error:
+        try:
+            if layout.read_head().get("seq") == changes[-1].seq:
+                return changes
+            roll_back(layout, pending, durable)
+        except OSError:
+            pass
+        raise storage_error(error) from None
+    return changes
+
+
 def roll_back(layout, pending, durable=True):
-    """Undo whatever of the pending commit reached the disk. Idempotent: a crash part-way through
-    leaves the pending record for the next process to finish the job."""
-    change = Change(**pending["change"])
+    """Undo whatever of the pending commit (or batch) reached the disk. Idempotent: a crash
+    part-way through leaves the pending record for the next process to finish the job."""
+    entries = pending["batch"] if "batch" in pending else [pending]
+    for entry in reversed(entries):
+        _undo_document(layout, entry, durable)
+    if "batch" in pending:
+        logs = [(layout.root / name, size) for name, size in pending["logs"].items()]
+    else:
+        seq = pending["change"]["seq"]
+        logs = [(layout.change_log(seq), pending["changes"]), (layout.publication_log(seq), pending["publications"])]
+    for path, size in logs:
+        if size is not None:
+            _truncate(path, size, durable)
+    try:
+        write_head(layout, entries[0]["change"]["seq"] - 1, None, durable)
+    except OSError:
+        pass  # still pending: the next writer rolls back again, which changes nothing more
+
+
+def _undo_document(layout, entry, durable):
+    change = Change(**entry["change"])
     folder = layout.document_dir(change.type, change.id)
     pointers_path = layout.pointers_path(change.type, change.id)
     current = read_json_file(pointers_path)
     if current is not None and current.get("last_seq") == change.seq:
-        if pending["new_document"]:
+        if entry["new_document"]:
             pointers_path.unlink()
         else:
             os.replace(layout.previous_pointers_path(change.type, change.id), pointers_path)
-    if pending["adds_revision"]:
+    if entry["adds_revision"]:
         layout.revision_path(change.type, change.id, change.revision).unlink(missing_ok=True)
     for path in folder.glob(".*.tmp"):
         path.unlink(missing_ok=True)
-    if pending["new_document"] and folder.is_dir() and not any(folder.iterdir()):
+    if entry["new_document"] and folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
     if folder.is_dir() and durable:
         files.fsync_directory(folder)
-    for path, size in ((layout.change_log(change.seq), pending["changes"]),
-                       (layout.publication_log(change.seq), pending["publications"])):
-        if size is not None:
-            _truncate(path, size, durable)
-    try:
-        write_head(layout, change.seq - 1, None, durable)
-    except OSError:
-        pass  # still pending: the next writer rolls back again, which changes nothing more
 
 
 def _truncate(path, size, durable):

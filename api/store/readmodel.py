@@ -1,94 +1,139 @@
-"""Published documents, held in memory and pre-serialized, in every process.
+"""Published documents, pre-serialized, in a file every process shares (modelfile.py).
 
-Delivery reads never touch the store files. Each read first asks `refresh()`,
-which looks at head.json (one stat()) at most every CHECK_INTERVAL seconds;
-when a commit has landed in any process it replays only the new changes. So a
-publish in one worker is visible in all of them within CHECK_INTERVAL, and a
-read costs a clock read and a dict lookup whatever the size of the set.
+Delivery reads never touch the store files: a read is one indexed SQLite lookup, so it costs
+the same at 100 or 100,000 documents, and no worker holds the published set in its own memory.
+Each read first asks `refresh()`, which looks at the store's head (one stat()) at most every
+CHECK_INTERVAL seconds; when a commit has landed in any process, the first process to notice
+applies the new publication changes to the file and the others find them there. So a publish in
+one worker is visible in all of them within CHECK_INTERVAL.
 
-Replaying reads only the publication log (publish, unpublish, delete): drafts and workflow
+Catching up reads only the publication log (publish, unpublish, delete): drafts and workflow
 transitions never reach delivery, so a busy editorial day costs the readers nothing.
 """
-import bisect
+import errno
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import orjson
 
-from schemas import DOCUMENT_TYPES
+from api.store.modelfile import HEAD, PUBLISHED, ModelBusy, ModelFile, default_path
+from api.store.records import StorageUnavailable
 
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
 
 
-@dataclass(frozen=True, slots=True)
 class Published:
-    document: dict
-    body: bytes  # the document as JSON, serialized once
-    etag: str    # the revision's content hash
-    revision: int
+    """One delivered document: its bytes as served, its tag and revision; the parsed document on demand."""
+
+    __slots__ = ("body", "etag", "revision", "_document")
+
+    def __init__(self, body, etag, revision):
+        self.body = body
+        self.etag = etag
+        self.revision = revision
+        self._document = None
+
+    @property
+    def document(self):
+        if self._document is None:
+            self._document = orjson.loads(self.body)
+        return self._document
+
+    @classmethod
+    def from_row(cls, row):
+        revision, etag, body = row
+        return cls(body, etag, revision)
 
 
-class ReadModel:
-    def __init__(self, store, check_interval=CHECK_INTERVAL, references=None):
-        """references(document) yields the (field, type, id) a document points at: given, it keeps
-        an index of which published documents refer to each document, updated per change."""
+class Listing(Sequence):
+    """The documents of one type in id order, read a slice at a time: a page of a list of 100,000
+    reads its page, never the other 99,980 (flask-smorest's Page takes len() and a slice)."""
+
+    def __init__(self, file, view, type_name, clauses=()):
+        self._file, self._view, self._type, self._clauses = file, view, type_name, clauses
+
+    def __len__(self):
+        return self._file.count(self._view, self._type, self._clauses)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.start or 0, index.stop, index.step or 1
+            if step != 1 or start < 0 or (stop is not None and stop < 0):
+                start, stop, step = index.indices(len(self))
+                return list(self)[start:stop:step] if step != 1 else self[start:stop]
+            limit = -1 if stop is None else max(0, stop - start)
+            return [Published.from_row(row) for row in self._page(start, limit)]
+        if index < 0:
+            index += len(self)
+        rows = self._page(index, 1) if index >= 0 else []
+        if not rows:
+            raise IndexError(index)
+        return Published.from_row(rows[0])
+
+    def _page(self, offset, limit):
+        return self._file.page(self._view, self._type, offset, limit, self._clauses)
+
+    def __iter__(self):
+        return (Published.from_row(row) for row in self._file.iterate(self._view, self._type, self._clauses))
+
+
+class ModelView:
+    """What delivery reads, over one view of the model file: ReadModel (published) and DraftModel
+    (heads, for preview) answer the same calls."""
+
+    view = PUBLISHED
+
+    def __init__(self, store, references, path=None):
         self.store = store
+        self.file = ModelFile(path or default_path(store), references)
+
+    def get(self, type_name, id_):
+        row = self.file.get(self.view, type_name, id_)
+        return Published.from_row(row) if row else None
+
+    def all(self, type_name):
+        """Documents of a type, ordered by id: a lazy sequence."""
+        return Listing(self.file, self.view, type_name)
+
+    def matching(self, type_name, clauses):
+        """Documents of a type whose LIST_FILTERS terms meet every clause, ordered by id: a lazy
+        sequence. A clause is a list of alternatives (name, lower-cased value, prefix?)."""
+        return Listing(self.file, self.view, type_name, tuple(clauses))
+
+    def count(self, type_name=None):
+        return self.file.count(self.view, type_name)
+
+    def referring(self, type_name, id_, source_type, field):
+        """The documents of `source_type` whose `field` ("conditions", "related.product") refers to
+        type_name/id_, ordered by id."""
+        return [Published.from_row(row) for row in self.file.referring(self.view, type_name, id_, source_type, field)]
+
+    def applied(self):
+        return self.file.applied(self.view)
+
+
+class ReadModel(ModelView):
+    def __init__(self, store, references, check_interval=CHECK_INTERVAL, path=None):
+        """references(document) yields the (field, type, id) a document points at: the model keeps
+        an index of them. path: the model file, by default in the store's folder."""
+        super().__init__(store, references, path)
         self.check_interval = check_interval
-        self._references = references
-        self._referrers = {}  # (type, id) -> {(type, id) of published documents that refer to it}
-        self._refers_to = {}  # (type, id) -> the targets a published document refers to
         self._lock = threading.Lock()
-        self._documents = {type_name: {} for type_name in DOCUMENT_TYPES}
-        self._sorted = {}
-        self.version = 0  # bumps whenever the published set changes; caches key on it
-        # Stamp and number first: a commit landing during the scan is replayed by the next refresh.
+        # Stamp and number first: a commit landing while the file catches up is applied by the next refresh.
         self._stamp = store.head_stamp()
         self._checked_at = time.monotonic()
         self._commits_seen = store.commits
-        self.seq = store.last_seq()
-        # The change that last published, unpublished or deleted each document: the feed
-        # skips older ones, which a later change has superseded. `_feed` holds just those
-        # changes' numbers, sorted, so a feed page starts with one bisect whatever the history.
-        self.last_publication_seq = {}
-        self._feed_entries = {}  # seq -> (type, id, kind)
-        for state, _, published in store.entries():
-            if state.publication_seq:
-                kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
-                self.last_publication_seq[(state.type, state.id)] = state.publication_seq
-                self._feed_entries[state.publication_seq] = (state.type, state.id, kind)
-            self._put(state.type, state.id, published)
-        self._feed = sorted(self._feed_entries)
+        self.rebuilt = self.file.open(store)  # why the file had to be built, or None
+        self._note_applied()
+
+    def _note_applied(self):
+        meta = self.file.meta()
+        self.seq = meta.get("published_applied", 0)
         # The last change that published, unpublished or deleted anything: what public tags and
-        # feed cursors follow, so that draft edits move none of them.
-        self.published_seq = max(self.last_publication_seq.values(), default=0)
-
-    def _put(self, type_name, id_, revision):
-        table = self._documents[type_name]
-        if revision is None:
-            table.pop(id_, None)
-        else:
-            table[id_] = Published(revision.content, orjson.dumps(revision.content), revision.hash, revision.revision)
-        self._sorted.pop(type_name, None)
-        if self._references is not None:
-            self._index_references((type_name, id_), revision.content if revision else None)
-
-    def _index_references(self, key, document):
-        for target in self._refers_to.pop(key, ()):
-            self._referrers[target].discard(key)
-        if document is not None:
-            targets = {(target_type, target_id) for _, target_type, target_id in self._references(document)}
-            targets.discard(key)
-            self._refers_to[key] = targets
-            for target in targets:
-                self._referrers.setdefault(target, set()).add(key)
-
-    def referrers(self, type_name, id_):
-        """The published documents that refer to this one, as sorted "type/id" strings."""
-        return sorted(f"{t}/{i}" for t, i in self._referrers.get((type_name, id_), ()))
-
-    def _load(self, type_name, id_):
-        self._put(type_name, id_, self.store.published(type_name, id_))
+        # feed cursors follow, so that draft edits move none of them. It is also the version
+        # caches key on: it moves whenever the published set does, and is the same in every process.
+        self.published_seq = self.version = meta.get("published_seq", 0)
 
     def refresh(self, force=False):
         """Catch up with commits made by any process: at most every check_interval, but at once after
@@ -105,55 +150,24 @@ class ReadModel:
         with self._lock:
             if stamp == self._stamp:
                 return
-            last = self.store.last_seq()
-            touched = self._note_publications(self.store.publications(self.seq, last))
-            for type_name, id_ in touched:
-                self._load(type_name, id_)
-            self.seq = last
-            if touched:
-                self.version += 1
+            try:
+                # A reader does not queue behind another process applying the same changes: it
+                # serves what it has and looks again at its next check. A writer waits for its own.
+                self.file.catch_up(self.store, PUBLISHED, self.store.last_seq(), wait=force or own_commit)
+            except ModelBusy as busy:
+                if force:  # a check under the store's lock must see everything committed, or fail the commit
+                    raise StorageUnavailable(OSError(errno.EBUSY, str(busy))) from None
+                return
+            self._note_applied()
             self._stamp = stamp
 
-    def _note_publications(self, changes):
-        touched = set()
-        if not changes:
-            return touched
-        feed = list(self._feed)  # a new list: a feed page being read keeps its snapshot
-        for change in changes:
-            key = (change.type, change.id)
-            superseded = self.last_publication_seq.get(key)
-            if superseded is not None:
-                del feed[bisect.bisect_left(feed, superseded)]
-                del self._feed_entries[superseded]
-            self.last_publication_seq[key] = change.seq
-            self._feed_entries[change.seq] = (change.type, change.id, change.kind)
-            feed.append(change.seq)  # changes come in order, each newer than all before
-            self.published_seq = change.seq
-            touched.add(key)
-        self._feed = feed
-        return touched
+    def referrers(self, type_name, id_):
+        """The published documents that refer to this one, as sorted "type/id" strings."""
+        return [f"{t}/{i}" for t, i in self.file.referrers(PUBLISHED, type_name, id_)]
 
     def publications_after(self, since):
         """(seq, type, id, kind) of each document's latest publication change after `since`, in order."""
-        # A refresh replaces the list, so this one stays whole; an entry it drops meanwhile was
-        # superseded, and skipping it is what the feed does anyway.
-        feed, entries = self._feed, self._feed_entries
-        for index in range(bisect.bisect_right(feed, since), len(feed)):
-            seq = feed[index]
-            found = entries.get(seq)
-            if found is not None:
-                yield (seq, *found)
+        return self.file.publications_after(since)
 
-    def get(self, type_name, id_):
-        return self._documents[type_name].get(id_)
 
-    def all(self, type_name):
-        """Published documents of a type, ordered by id."""
-        ordered = self._sorted.get(type_name)
-        if ordered is None:
-            table = self._documents[type_name]
-            ordered = self._sorted[type_name] = [table[id_] for id_ in sorted(table)]
-        return ordered
-
-    def count(self):
-        return sum(len(table) for table in self._documents.values())
+__all__ = ["CHECK_INTERVAL", "HEAD", "PUBLISHED", "ModelView", "Published", "ReadModel"]

@@ -9,12 +9,13 @@ import re
 import threading
 from contextlib import contextmanager
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from schemas import DOCUMENT_TYPES
 from schemas.fields import SLUG_MAX_LENGTH, SLUG_PATTERN
 
 from api.store import journal, upgrade
+from api.store.indexes import Indexes
 from api.store.layout import Layout, read_log
 from api.store.records import (NEW_REVISION, PUBLICATION_KINDS, Change, Commit, Conflict, DocumentState, NotFound,
                                Revision, StorageError, StorageFull, StorageUnavailable, StoreError, Unpublishable,
@@ -31,7 +32,9 @@ __all__ = ["Store", "Commit", "Change", "Revision", "DocumentState", "StoreError
 class Store:
     def __init__(self, root, *, durable=True):
         """Open (creating if needed) the store at `root`: upgrade an older layout, roll back an
-        interrupted commit, and check the files every reader needs parse. Raises StoreCorrupt
+        interrupted commit when no writer is at work, and check that head.json and the log
+        commits append to parse. Opening reads no document and waits for no writer: a damaged
+        pointers file is named when that document is read, and by `verify`. Raises StoreCorrupt
         naming the first bad file, StorageError when the disk fails."""
         self.layout = Layout(root)
         self.root = self.layout.root
@@ -39,15 +42,16 @@ class Store:
         self._committed = 0  # the highest committed change this process has seen; never goes down
         self.commits = 0  # commits made through this object: lets this process read its own writes at once
         self._local = threading.local()
+        self.indexes = Indexes(self.root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock = FileLock(str(self.layout.lock_path))
-            with self._lock:  # upgrade first: recovery reads the current layout's pending record
-                if upgrade.needed(self.layout):
-                    upgrade.upgrade(self.layout)
-            with self.writing():
-                self._remove_orphaned_temporaries()
-                self._check_files_parse()
+            if upgrade.needed(self.layout):
+                with self._lock:  # upgrade first: recovery reads the current layout's pending record
+                    if upgrade.needed(self.layout):
+                        upgrade.upgrade(self.layout)
+            self._tidy_if_idle()
+            self._check_files_parse()
         except OSError as error:
             raise storage_error(error) from None
 
@@ -192,57 +196,89 @@ class Store:
                     except OSError as error:
                         raise storage_error(error) from None
                     self.last_seq()
+                    self.indexes.catch_up(self)
                 yield self
             finally:
                 self._local.depth = depth
 
+    def _checked(self, commit):
+        """The document's committed pointers, once the commit's expectations hold on them."""
+        key = f"{commit.type}/{commit.id}"
+        pointers = self._pointers(commit.type, commit.id) or {}
+        head = pointers.get("head", 0)
+        if not pointers and not commit.adds_revision:
+            raise NotFound(f"{key} does not exist.")
+        if commit.expected_revision is not None and commit.expected_revision != head:
+            raise Conflict(key, commit.expected_revision, head)
+        target = commit.pointers.get("published")
+        if isinstance(target, int):
+            found = self.revision(commit.type, commit.id, target)
+            if found is None or found.deleted:
+                raise Unpublishable(f"{key} has no revision {target} to publish.")
+        if commit.check is not None:
+            commit.check(dict(pointers))
+        return pointers
+
     def commit(self, commit: Commit):
         """Persist one already-validated change; returns its Change once it is durable."""
         with self.writing():
-            key = f"{commit.type}/{commit.id}"
-            pointers = self._pointers(commit.type, commit.id) or {}
-            head = pointers.get("head", 0)
-            if not pointers and not commit.adds_revision:
-                raise NotFound(f"{key} does not exist.")
-            if commit.expected_revision is not None and commit.expected_revision != head:
-                raise Conflict(key, commit.expected_revision, head)
-            target = commit.pointers.get("published")
-            if isinstance(target, int):
-                found = self.revision(commit.type, commit.id, target)
-                if found is None or found.deleted:
-                    raise Unpublishable(f"{key} has no revision {target} to publish.")
-            if commit.check is not None:
-                commit.check(dict(pointers))
+            pointers = self._checked(commit)
             change = journal.commit(self.layout, commit, pointers, self.last_seq(), self.durable)
             self._committed = max(self._committed, change.seq)
             self.commits += 1
+            self.indexes.record(self, [(commit, pointers, change)])
             return change
+
+    def commit_batch(self, commits):
+        """Persist several already-validated changes, each to a different document, all or none,
+        with one durable commit point (import). Returns their Changes."""
+        if len({(c.type, c.id) for c in commits}) != len(commits):
+            raise ValueError("a batch changes each document at most once")
+        if not commits:
+            return []
+        with self.writing():
+            items = [(commit, self._checked(commit)) for commit in commits]
+            changes = journal.commit_batch(self.layout, items, self.last_seq(), self.durable)
+            self._committed = max(self._committed, changes[-1].seq)
+            self.commits += 1
+            self.indexes.record(self, [(commit, pointers, change) for (commit, pointers), change in zip(items, changes)])
+            return changes
+
+    def index(self):
+        """The indexes (indexes.py), caught up with every committed change."""
+        return self.indexes.current(self)
 
     # --- opening and checks --------------------------------------------------
 
-    def _remove_orphaned_temporaries(self):
-        # A writer killed inside atomic_write leaves its temporary file; holding the lock, no
-        # write is in progress, so none is still wanted. The commit in flight, if any, named its
-        # document folder, and recovery cleaned it. keys.json beside them has its own writers.
-        for pattern in (".head.json.*.tmp", "changes/.*.tmp", "publications/.*.tmp"):
-            for path in self.root.glob(pattern):
-                path.unlink(missing_ok=True)
+    def _tidy_if_idle(self):
+        """Roll back a commit a dead writer left pending and remove its temporary files, if no
+        writer holds the lock now: otherwise that writer does it, and opening does not wait."""
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            return
+        try:
+            journal.recover(self.layout, self.durable)
+            # A writer killed inside atomic_write leaves its temporary file; holding the lock, no
+            # write is in progress, so none is still wanted. The commit in flight, if any, named
+            # its document folder, and recovery cleaned it. keys.json beside them has its own writers.
+            for pattern in (".head.json.*.tmp", "changes/.*.tmp", "publications/.*.tmp"):
+                for path in self.root.glob(pattern):
+                    path.unlink(missing_ok=True)
+        finally:
+            self._lock.release()
 
     def _check_files_parse(self):
-        """head.json, the log segment commits append to, and every document's pointers: what
-        start-up reads anyway (the read model loads every document). Revisions are checked by
-        `verify`, and when read."""
+        """head.json and the log segments commits append to. A writer may be appending the next
+        change meanwhile: lines past the committed end are not counted against it."""
         last = self.last_seq()
         if last:
             path = self.layout.change_log(last)
             rows = read_log(path)
             expected = last - self.layout.first_in_segment(self.layout.segment(last)) + 1
-            if len(rows) != expected or rows[-1]["seq"] != last:
+            if len(rows) < expected or rows[expected - 1]["seq"] != last:
                 raise StoreCorrupt(path, f"holds {len(rows)} changes where {expected} were committed")
             read_log(self.layout.publication_log(last))
-        for type_name, id_ in self.keys():
-            if self.layout.read_pointers(type_name, id_) is None:
-                raise StoreCorrupt(self.layout.document_dir(type_name, id_), "no pointers record")
 
     def verify(self):
         """Every revision's hash and number, every pointer, and the change sequence: a list of problems."""

@@ -127,12 +127,13 @@ class WorkingDocument(MethodView):
 @blp.route(f"{DOCUMENT}/revisions")
 class Revisions(MethodView):
     @blp.response(200, RevisionSummarySchema(many=True))
+    @blp.paginate(Page)
     @blp.problem(404, "no such document")
     @blp.doc(operationId="listRevisions")
     def get(self, type, id):
         """Every revision: number, author, time, message, state
 
-        Oldest first; revisions are immutable.
+        Oldest first; revisions are immutable. Paginated, metadata in X-Pagination and Link.
         """
         return editorial().revisions(type, id)
 

@@ -23,10 +23,6 @@ def sessions():
     return current_app.extensions["medkb.console_sessions"]
 
 
-def working_set():
-    return current_app.extensions["medkb.console_working_set"]
-
-
 def _active_key(key_id):
     # Revoking the API key ends every session it opened.
     return next((key for key in current_app.extensions["medkb"].keys.list()

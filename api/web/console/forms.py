@@ -16,10 +16,10 @@ from marshmallow import fields, validate
 from schemas.documents import DOCUMENT_SCHEMAS, REFERENCES
 from schemas.fields import CitationSchema
 
+from api.services.workflow import TITLE_FIELDS, title_of  # noqa: F401 (title_of: the pages' name for a document)
+
 # Stamped by the store or fixed by the URL: shown, never edited in the form.
 ENVELOPE = ("type", "id", "schema_version", "revision", "locale", "updated_at", "translations")
-TITLE_FIELDS = {"faq": "question", "article": "headline", "product": "name", "mechanism": "title",
-                "condition": "name", "source": "title", "person": "name"}
 # The claim a document's own `citations` support.
 CITED_FIELD = {"faq": "answer"}
 LIST_COUNT = "__n"
@@ -96,13 +96,6 @@ def specs_for(type_name):
         _SPECS[type_name] = sorted(specs, key=lambda spec: (
             0 if spec.name == title else 1 if spec.kind in ("markdown", "text", "object", "list") else 2))
     return _SPECS[type_name]
-
-
-def title_of(document):
-    if not isinstance(document, dict):
-        return ""
-    title = document.get(TITLE_FIELDS.get(document.get("type"), ""), "")
-    return title if isinstance(title, str) and title else document.get("id", "")
 
 
 # --- form → document --------------------------------------------------------

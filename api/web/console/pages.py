@@ -1,6 +1,5 @@
 """Console pages: queues, a document as patients read it, editing, actions, history."""
 import datetime
-import heapq
 
 from flask import current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import NotFound
@@ -13,12 +12,14 @@ from api.services.workflow import (APPROVED, DRAFT, IN_REVIEW, PUBLISHED, STATES
                                    allowed_from, content_etag, state_of)
 from api.web.errors import status_of
 
-from . import bp, working_set
+from . import bp
 from .forms import CITED_FIELD, FormErrors, apply_op, by_field, document_from_form, specs_for, title_of
 from .text import field_diff, markdown
 
 PAGE_SIZE = 50
 RECENT = 6
+QUEUE_SIZE = 20  # each queue shows its first documents and how many there are
+REFERENCE_CHOICES = 200  # beyond this many documents a reference is typed, with suggestions
 # The queue each role works from, shown first.
 OWN_QUEUE = {"author": "drafts", "reviewer": "review", "publisher": "approved", "admin": "review"}
 ACTION_LABELS = {"submit": "Submit for review", "approve": "Approve", "request_changes": "Request changes",
@@ -41,8 +42,8 @@ def _markdown_filter(text):
 @bp.app_template_global()
 def document_title(type_name, id_):
     """How a referenced document is named on a page: its title, or its id if it has none (or is gone)."""
-    row = working_set().get(type_name, id_) if isinstance(id_, str) else None
-    return row["title"] if row else f"{type_name}/{id_}"
+    row = editorial().listed(type_name, id_) if isinstance(id_, str) and type_name in DOCUMENT_TYPES else None
+    return row["title"] if row and not row["deleted"] else f"{type_name}/{id_}"
 
 
 @bp.app_template_filter("field_label")
@@ -97,15 +98,6 @@ def refusal(error):
 # --- queues -------------------------------------------------------------------
 
 
-def queue_row(service):
-    """How the working set keeps each document: what the queues show and filter on."""
-    def describe(state, head):
-        return {**service.summary(state), "title": title_of(head.content), "author": head.actor, "at": head.at,
-                "publication_seq": state.publication_seq}
-
-    return describe
-
-
 @bp.route("/")
 def queues():
     type_name = request.args.get("type") or None
@@ -118,31 +110,38 @@ def queues():
     if status and status not in STATES:
         problems.append(f"There is no status '{status}'.")
         status = None
-    rows = working_set().entries(type_name)
     me = g.key.name
-    lists = [
+    # Each list is a query on the store's index: a page costs the same whatever the store holds.
+    queue_specs = [
         ("review", "Waiting for my review", "In review, written by someone else.",
-         [r for r in rows if r["state"] == IN_REVIEW and r["author"] != me]),
-        ("drafts", "My drafts", "Drafts whose latest revision you wrote.",
-         [r for r in rows if r["state"] == DRAFT and r["author"] == me]),
+         {"state": IN_REVIEW, "not_author": me}, "type, id"),
+        ("drafts", "My drafts", "Drafts whose latest revision you wrote.", {"state": DRAFT, "author": me}, "type, id"),
         ("approved", "Approved, waiting to be published", "Approved and not scheduled.",
-         [r for r in rows if r["state"] == APPROVED and not r["publish_at"]]),
-        ("scheduled", "Scheduled", "Approved, to be published at a set time.",
-         sorted((r for r in rows if r["state"] == APPROVED and r["publish_at"]), key=lambda r: r["publish_at"])),
-        ("published", "Recently published", "The last documents published.",
-         heapq.nlargest(RECENT, (r for r in rows if r["state"] == PUBLISHED), key=lambda r: r["publication_seq"])),
+         {"state": APPROVED, "scheduled": False}, "type, id"),
+        ("scheduled", "Scheduled", "Approved, to be published at a set time.", {"state": APPROVED, "scheduled": True},
+         "due_at"),
+        ("published", "Recently published", "The last documents published.", {"state": PUBLISHED},
+         "publication_seq DESC"),
     ]
+    lists = []
+    for key, heading, hint, conditions, order in queue_specs:
+        limit = RECENT if key == "published" else QUEUE_SIZE
+        rows = editorial().list_documents(0, limit, order, type_name=type_name, live=True, **conditions)
+        count = len(rows) if key == "published" else editorial().count_documents(type_name=type_name, live=True,
+                                                                                  **conditions)
+        lists.append((key, heading, hint, rows, count))
     lists.sort(key=lambda entry: entry[0] != OWN_QUEUE[g.key.role])
-    found = [r for r in rows if (status is None or r["state"] == status)
-             and (not query or query.casefold() in r["title"].casefold() or query.casefold() in r["id"])]
+    conditions = {"type_name": type_name, "state": status, "title_contains": query or None, "live": True}
+    total = editorial().count_documents(**conditions)
     try:
         page = max(1, int(request.args.get("page", 1)))
     except ValueError:
         page = 1
-    pages = max(1, -(-len(found) // PAGE_SIZE))
+    pages = max(1, -(-total // PAGE_SIZE))
     page = min(page, pages)
-    return render_template("console/queues.html", lists=lists, found=found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE],
-                           total=len(found), page=page, pages=pages, types=DOCUMENT_TYPES, states=STATES,
+    found = editorial().list_documents((page - 1) * PAGE_SIZE, PAGE_SIZE, **conditions)
+    return render_template("console/queues.html", lists=lists, found=found, total=total, page=page, pages=pages,
+                           types=DOCUMENT_TYPES, states=STATES,
                            filters={"type": type_name or "", "status": status or "", "q": query}, problems=problems)
 
 
@@ -186,8 +185,10 @@ def _references(type_name):
         walk(spec)
     choices = {}
     for target in targets:
-        options = [(row["id"], row["title"]) for row in working_set().entries(target)]
-        choices[target] = sorted(options, key=lambda option: option[1].casefold())
+        # A bounded list: past REFERENCE_CHOICES documents the form asks for the id, suggesting these.
+        rows = editorial().list_documents(0, REFERENCE_CHOICES + 1, "title COLLATE NOCASE, id", type_name=target, live=True)
+        choices[target] = {"options": [(row["id"], row["title"]) for row in rows[:REFERENCE_CHOICES]],
+                           "complete": len(rows) <= REFERENCE_CHOICES}
     return choices
 
 
@@ -352,21 +353,35 @@ def edit(type_name, id_):
 # --- history --------------------------------------------------------------------
 
 
+HISTORY_PAGE = 50
+
+
 @bp.route("/documents/<type_name>/<id_>/history")
 def history(type_name, id_):
     state, head = _load(type_name, id_)
-    revisions = editorial().revisions(type_name, id_)
-    audit = editorial().audit(document=f"{type_name}/{id_}")
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        page = 1
+    # Newest first, a page at a time: revisions are read from their own files, the trail from
+    # the store's index of changes by document.
+    document = f"{type_name}/{id_}"
+    pages = max(1, -(-max(state.head, len(editorial().audit_log(document=document))) // HISTORY_PAGE))
+    page = min(page, pages)
+    newest = state.head - (page - 1) * HISTORY_PAGE
+    revisions = editorial().revisions(type_name, id_)[max(0, newest - HISTORY_PAGE):max(0, newest)]
+    audit = editorial().audit(document=document, offset=(page - 1) * HISTORY_PAGE, limit=HISTORY_PAGE,
+                              newest_first=True)
     return render_template("console/history.html", type_name=type_name, id_=id_, summary=editorial().summary(state),
                            title=title_of(head.content) or id_, revisions=list(reversed(revisions)),
-                           audit=list(reversed(audit)), head=head, etag=content_etag(head),
-                           can_restore=g.key.role in TRANSITIONS["restore"].roles)
+                           numbers=range(state.head, 0, -1), audit=audit, head=head, etag=content_etag(head),
+                           can_restore=g.key.role in TRANSITIONS["restore"].roles, page=page, pages=pages)
 
 
 @bp.route("/documents/<type_name>/<id_>/compare")
 def compare(type_name, id_):
     state, head = _load(type_name, id_)
-    numbers = [r["revision"] for r in editorial().revisions(type_name, id_)]
+    numbers = list(range(1, state.head + 1))
     try:
         older = int(request.args.get("from", state.published or numbers[0]))
         newer = int(request.args.get("to", head.revision))

@@ -1,0 +1,224 @@
+"""Scale benchmark: what grows with the number of documents, as ratios against 100 documents.
+
+    python bench/scale.py [--sizes 100 10000 100000] [--million] [--workers 2] [--keep DIR]
+
+For each size, in one run: writes a valid content set of that many documents (the shipped
+content, padded with products made from the shipped BeneFIX one), then measures
+
+  import            `medkb import` of the set into a new store (durable, as in production)
+  ready             `medkb serve` start to the first 200 from /readyz
+  rss start/warm    resident memory of each worker after start, and after searches and previews
+  idle cpu          CPU used by the server (all processes) over 10 s with no request at all
+  read/search/write p50 of GET /v1/products/hemgenix, GET /v1/search?q=liver, and a PATCH of an FAQ
+  publish→visible   an FAQ edited, submitted, approved and published through the editorial API,
+                    until the public read shows it (polled every 5 ms)
+
+and prints a table, each figure also as a ratio against the 100-document run (the baseline is
+measured in the same run, on the same machine). Only loopback is used; every wait is bounded.
+"""
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402  (after the path: the bench runs from a checkout)
+
+from bench.delivery import cpu_seconds, free_port  # noqa: E402
+
+FAQ = "hemgenix-how-does-it-work"
+IDLE_SECONDS = 10
+
+
+def medkb(*args, env, check=True):
+    result = subprocess.run([sys.executable, "-m", "api.cli", *map(str, args)], cwd=ROOT, env={**os.environ, **env},
+                            capture_output=True, text=True, timeout=3600)
+    if check and result.returncode != 0:
+        raise SystemExit(f"medkb {' '.join(map(str, args))} failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+def write_content(folder, total):
+    """The shipped content and padding products up to `total` documents, as files."""
+    from api.knowledge.documents import canonical_bytes, content_path, load_set
+
+    documents = list(load_set([ROOT / "content"]).documents.values())
+    template = next(d for d in documents if d["id"] == "benefix")
+    for document in documents:
+        path = content_path(folder, document)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(canonical_bytes(document))
+    for n in range(total - len(documents)):
+        padding = dict(template, id=f"scale-product-{n:07d}", name=f"Scale {n}", related=[])
+        content_path(folder, padding).write_bytes(canonical_bytes(padding))
+
+
+def group_processes(group):
+    """(pid, RSS in MB) of every process of process group `group`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != group:
+                continue
+            with open(f"/proc/{entry.name}/status") as status:
+                rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+        found.append((int(entry.name), rss / 1024))
+    return found
+
+
+def worker_rss(server):
+    """RSS of each worker: every process of the server's group but the master."""
+    return sorted(rss for pid, rss in group_processes(server.pid) if pid != server.pid)
+
+
+def p50(call, count):
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def ok(response):
+    if response.status_code >= 300:
+        raise SystemExit(f"{response.request.method} {response.request.url}: {response.status_code} {response.text[:300]}")
+    return response
+
+
+def measure(size, scratch, workers):
+    content, db = scratch / f"content-{size}", scratch / f"db-{size}"
+    env = {"MEDKB_DB": str(db), "PYTHONPATH": str(ROOT), "MEDKB_RATE_LIMIT_PUBLIC": "off",
+           "MEDKB_RATE_LIMIT_EDITORIAL": "off"}
+    started = time.perf_counter()
+    write_content(content, size)
+    print(f"[{size}] content written in {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
+    medkb("import", content, env=env)
+    figures = {"import (s)": time.perf_counter() - started}
+    print(f"[{size}] imported in {figures['import (s)']:.1f} s", flush=True)
+    admin = medkb("keys", "create", "--role", "admin", "--name", "ada", env=env).stdout.strip()
+    reviewer = medkb("keys", "create", "--role", "reviewer", "--name", "rita", env=env).stdout.strip()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
+                              cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"[{size}] the server did not become ready")
+            time.sleep(0.02)
+        figures["ready (s)"] = time.perf_counter() - started
+        time.sleep(1)  # let every worker finish starting
+        figures["rss per worker, start (MB)"] = max(worker_rss(server))
+        editor = {"Authorization": f"Bearer {admin}"}
+        for _ in range(4 * workers):  # fresh connections, so every worker serves some
+            ok(requests.get(f"{base}/v1/search", params={"q": "liver"}, timeout=600, headers={"Connection": "close"}))
+            ok(requests.get(f"{base}/v1/preview/products/hemgenix", timeout=600,
+                            headers={**editor, "Connection": "close"}))
+        figures["rss per worker, warm (MB)"] = max(worker_rss(server))
+        cpu_before = cpu_seconds(server.pid)
+        time.sleep(IDLE_SECONDS)
+        figures["idle cpu (%)"] = (cpu_seconds(server.pid) - cpu_before) / IDLE_SECONDS * 100
+        session = requests.Session()
+        figures["read p50 (ms)"] = p50(lambda: ok(session.get(f"{base}/v1/products/hemgenix", timeout=60)), 200)
+        figures["search p50 (ms)"] = p50(lambda: ok(session.get(f"{base}/v1/search", params={"q": "liver"},
+                                                                timeout=600)), 50)
+        document = f"{base}/v1/editorial/documents/faq/{FAQ}"
+        etag = ok(session.get(document, headers=editor)).headers["ETag"]
+        edits = iter(range(10**6))
+
+        def write():
+            nonlocal etag
+            response = ok(session.patch(document, json={"question": f"How does Hemgenix work? ({next(edits)})"},
+                                        headers={**editor, "If-Match": etag,
+                                                 "Content-Type": "application/merge-patch+json"}, timeout=60))
+            etag = response.headers["ETag"]
+
+        figures["write p50 (ms)"] = p50(write, 30)
+        visible = []
+        for _ in range(3):
+            question = f"How does Hemgenix work? ({next(edits)})"
+            etag = ok(session.patch(document, json={"question": question},
+                                    headers={**editor, "If-Match": etag,
+                                             "Content-Type": "application/merge-patch+json"})).headers["ETag"]
+            for action, key in (("submit", admin), ("approve", reviewer)):
+                etag = ok(session.post(f"{document}/transitions", json={"action": action},
+                                       headers={"Authorization": f"Bearer {key}", "If-Match": etag})).headers["ETag"]
+            started = time.perf_counter()
+            etag = ok(session.post(f"{document}/transitions", json={"action": "publish"},
+                                   headers={**editor, "If-Match": etag})).headers["ETag"]
+            deadline = time.monotonic() + 30
+            reader = requests.Session()
+            while reader.get(f"{base}/v1/faqs/{FAQ}", timeout=30).json().get("question") != question:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"[{size}] a publish did not become visible in 30 s")
+                time.sleep(0.005)
+            visible.append(time.perf_counter() - started)
+        figures["publish→visible (ms)"] = statistics.median(visible) * 1000
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    print(f"[{size}] " + ", ".join(f"{name} {value:.2f}" for name, value in figures.items()), flush=True)
+    return figures
+
+
+def report(results):
+    sizes = list(results)
+    names = list(results[sizes[0]])
+    baseline = results[sizes[0]]
+    header = f"{'':28}" + "".join(f"{size:>12,}" for size in sizes) + "".join(f"{f'x {size:,}':>12}" for size in sizes[1:])
+    print("\n" + header)
+    for name in names:
+        values = "".join(f"{results[size][name]:>12.2f}" for size in sizes)
+        ratios = "".join(f"{results[size][name] / baseline[name]:>12.2f}" if baseline[name] else f"{'-':>12}"
+                         for size in sizes[1:])
+        print(f"{name:28}{values}{ratios}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 10_000, 100_000],
+                        help="document counts; the first is the baseline (default 100 10000 100000)")
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 documents")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="build in this folder and leave it (default: a temporary one)")
+    args = parser.parse_args()
+    sizes = args.sizes + ([1_000_000] if args.million else [])
+    results = {}
+    with tempfile.TemporaryDirectory() as temporary:
+        scratch = args.keep or Path(temporary)
+        scratch.mkdir(parents=True, exist_ok=True)
+        for size in sizes:
+            results[size] = measure(size, scratch, args.workers)
+            report(results)
+
+
+if __name__ == "__main__":
+    socket.setdefaulttimeout(600)
+    main()
