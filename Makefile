@@ -23,6 +23,9 @@ run: $(STAMP)
 test: $(STAMP)
 	@# The console's browser tests drive Debian's Chromium; Playwright never downloads a browser.
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@# The store tests also run on a throwaway PostgreSQL server started from Debian's binaries.
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq postgresql)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

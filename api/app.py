@@ -11,10 +11,9 @@ from api.services.delivery import Delivery
 from api.services.search import PREVIEW, StoreSearch, prepare as prepare_search
 from api.services.workflow import Editorial
 from api.store.draftmodel import DraftModel
-from api.store.keys import KeyStore
 from api.store.readmodel import ReadModel
-from api.store.sessions import SessionStore
-from api.store.store import Store
+from api.store import open_store
+from api.store.base import StoreBackend
 from api.web import (DELIVERY_BLUEPRINTS, EDITORIAL_BLUEPRINTS, OPERATIONS_BLUEPRINTS, PREVIEWED, metrics, ratelimits,
                      security)
 from api.web.bodies import BodyErrors
@@ -36,11 +35,11 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 
 @dataclass
 class Services:
-    store: Store
+    store: StoreBackend
     model: ReadModel
     delivery: Delivery
     editorial: Editorial
-    keys: KeyStore
+    keys: object  # KeyStore, or PostgresKeyStore: authenticate, list, create, revoke
     preview: Delivery  # the same service over head revisions, drafts included
 
 
@@ -50,6 +49,8 @@ def create_app(test_config=None):
     app.json = ScriptSafeJSONProvider(app)
     app.config.from_mapping(
         MEDKB_DB=os.environ.get("MEDKB_DB", DEFAULT_STORE),
+        # PostgreSQL holds the store when set; MEDKB_DB is then this node's own folder.
+        MEDKB_DATABASE_URL=os.environ.get("MEDKB_DATABASE_URL") or None,
         # Absolute URLs in bodies (JSON-LD @id/url) start with this, never with the request's Host.
         PUBLIC_BASE_URL=os.environ.get("MEDKB_PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL,
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -77,14 +78,14 @@ def create_app(test_config=None):
     if test_config:
         app.config.update(test_config)
 
-    store = Store(Path(app.config["MEDKB_DB"]))
+    store = open_store(Path(app.config["MEDKB_DB"]), app.config["MEDKB_DATABASE_URL"])
     # The read model and the search index are files `medkb serve` prepared before starting the
     # workers: opening them scans nothing, and no request ever builds the search index.
     model = ReadModel(store, references, check_interval=app.config["MEDKB_CHECK_INTERVAL"])
     prepare_search(store)
     drafts = DraftModel(store, references)
     app.extensions["medkb"] = Services(store, model, Delivery(model, search=StoreSearch(store, model)),
-                                       Editorial(store, published=model), KeyStore(store.root),
+                                       Editorial(store, published=model), store.api_keys(),
                                        Delivery(drafts, search=StoreSearch(store, drafts, PREVIEW)))
 
     api = Api(app, spec_kwargs={"extra_plugins": [ContractDocs(), BodyErrors()]})
@@ -116,9 +117,9 @@ def create_app(test_config=None):
     app.wsgi_app = PublicResponseCache(app.wsgi_app, app.extensions["medkb"], limits,
                                        app.config["MEDKB_RESPONSE_CACHE_BYTES"])
 
-    # The console's sessions live in the store folder; the app factory opens them as it opens the
-    # store itself.
-    app.extensions["medkb.console_sessions"] = SessionStore(store.root / "console-sessions")
+    # The console's sessions go with the store; the app factory opens them as it opens the store
+    # itself.
+    app.extensions["medkb.console_sessions"] = store.console_sessions()
 
     app.register_blueprint(console)
 

@@ -154,3 +154,102 @@ def live_server(content_db):
 
     with serving(content_db) as base:
         yield base, content_db
+
+
+# --- both store backends ---------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A throwaway PostgreSQL server for the session (tests/pgcluster.py), with a migrated, empty
+    template database that each test's database is copied from."""
+    from pgcluster import Cluster
+
+    from api.store.postgres import migrate
+
+    cluster = Cluster().start()
+    try:
+        cluster.template = cluster.create_database()
+        migrate(cluster.url(cluster.template))
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def database_url(postgres_cluster):
+    """The URL of a new database of this test's own, at the current schema, holding nothing."""
+    return postgres_cluster.url(postgres_cluster.create_database(postgres_cluster.template))
+
+
+class Backend:
+    """One store backend, for tests that run on both: opens its stores (closed at teardown) and
+    names the store to subprocesses as a deployment would (MEDKB_DB, MEDKB_DATABASE_URL)."""
+
+    def __init__(self, name, root, url=None):
+        self.name, self.root, self.url = name, Path(root), url
+        self._opened = []
+
+    def open(self, durable=True):
+        from api.store import open_store
+
+        store = open_store(self.root, self.url, durable=durable)
+        self._opened.append(store)
+        return store
+
+    def env(self):
+        return {"MEDKB_DB": str(self.root), **({"MEDKB_DATABASE_URL": self.url} if self.url else {})}
+
+    def opener(self):
+        """Python source that binds `store` to this store, for a subprocess's -c script."""
+        return f"from api.store import open_store; store = open_store({str(self.root)!r}, {self.url!r})"
+
+    def snapshot(self, store):
+        """Everything the store holds, to compare before and after: its files (not its lock, nor the
+        index file, derived data any reader may touch), or its tables' rows."""
+        if self.url is None:
+            return {p.relative_to(self.root): p.read_bytes() for p in sorted(self.root.rglob("*"))
+                    if p.is_file() and p.name != "store.lock" and not p.name.startswith("indexes.sqlite")}
+        import psycopg
+
+        with psycopg.connect(self.url) as connection:
+            return {table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                    for table in ("medkb_head", "medkb_documents", "medkb_revisions", "medkb_changes")}
+
+    def close(self):
+        for store in self._opened:
+            store.close()
+
+
+@pytest.fixture(params=["files", "postgres"])
+def backend(request, tmp_path):
+    url = request.getfixturevalue("database_url") if request.param == "postgres" else None
+    chosen = Backend(request.param, tmp_path / "db", url)
+    yield chosen
+    chosen.close()
+
+
+@pytest.fixture
+def postgres_backend(tmp_path, database_url):
+    chosen = Backend("postgres", tmp_path / "db", database_url)
+    yield chosen
+    chosen.close()
+
+
+def imported_store(backend, documents):
+    from api.services.documents import Documents
+
+    store = backend.open()
+    Documents(store).import_(documents, actor="import", message="import")
+    return store
+
+
+@pytest.fixture
+def any_store(backend, documents):
+    """The minimal knowledge base, imported and published, in a store of each backend."""
+    return imported_store(backend, documents)
+
+
+@pytest.fixture
+def pg_store(postgres_backend, documents):
+    """The minimal knowledge base, imported and published, in PostgreSQL."""
+    return imported_store(postgres_backend, documents)

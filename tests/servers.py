@@ -87,10 +87,20 @@ def serving(db, *, workers=2, env=None, args=(), check_exit=False):
         assert process.returncode == 0, f"medkb serve exited with {process.returncode}: {last_words}"
 
 
+def is_derived(path, root):
+    """Whether `path` under the store folder `root` is derived data (the index file, the read model,
+    the search index): rebuilt from the rest, and touched by readers (SQLite's shared memory)."""
+    from api.store.indexes import FILE_NAME as INDEXES
+    from api.store.modelfile import FILE_NAME as READ_MODEL
+
+    relative = path.relative_to(root)
+    return relative.parts[0] == "search" or relative.name.startswith((INDEXES, READ_MODEL))
+
+
 def fingerprint(root):
-    """sha256 of every file under `root` (path and bytes): equal fingerprints, identical store.
-    The index file is left out: derived data, which readers touch (SQLite's shared memory)."""
+    """sha256 of every file under `root` (path and bytes) but derived data: equal fingerprints,
+    identical store."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("indexes.sqlite")):
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not is_derived(p, root)):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -1,4 +1,5 @@
 """A writer process for the concurrency and crash tests: `python store_worker.py STORE NAME COUNT LOG DOC...`.
+STORE is the store folder; with MEDKB_DATABASE_URL set, the store is that database (as in a deployment).
 
 Writes COUNT new revisions spread over the FAQ documents named, each with an answer
 unique to this write, and appends a line to LOG (flushed and fsynced) only once the
@@ -11,11 +12,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.services.documents import Documents
-from api.store.store import Conflict, Store  # noqa: E402
+from api.store import open_store  # noqa: E402
+from api.store.store import Conflict  # noqa: E402
 
 
 def main(store_path, name, count, log_path, *faq_ids):
-    store = Store(store_path)
+    store = open_store(store_path, os.environ.get("MEDKB_DATABASE_URL"))
     with open(log_path, "a") as log:
         for i in range(int(count)):
             faq_id = faq_ids[i % len(faq_ids)]

@@ -17,10 +17,9 @@ from api.knowledge.documents import references
 from api.services.delivery import Delivery
 from api.services.documents import Documents
 from api.store import files
-from api.store.modelfile import FILE_NAME
 from api.store.readmodel import ReadModel
 from api.store.store import StorageFull, StorageUnavailable, Store
-from servers import medkb, serving
+from servers import is_derived, medkb, serving
 
 
 class DiskFault:
@@ -79,11 +78,9 @@ def observe(store):
 
 
 def files_of(root):
-    # pointers.previous.json is a hard link kept for rollback; what it names may move. The index
-    # file is derived data, rebuilt from the rest.
+    # pointers.previous.json is a hard link kept for rollback; what it names may move.
     return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name not in ("store.lock", "pointers.previous.json")
-            and not p.name.startswith(("indexes.sqlite", FILE_NAME))}
+            if p.is_file() and p.name not in ("store.lock", "pointers.previous.json") and not is_derived(p, root)}
 
 
 @pytest.mark.parametrize("mode", ["once", "full", "after"])

@@ -17,11 +17,12 @@ from api.services.lint import lint_set
 from api.services import search as search_service
 from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
 from api.services.workflow import Editorial, Scheduler
+from api.store import open_store as store_at
 from api.store.files import atomic_write
-from api.store.keys import ROLES, KeyStore, KeyStoreError
+from api.store.keys import ROLES, KeyStoreError
 from api.store.modelfile import ModelFile, default_path
 from api.store.storage import StoreCorrupt
-from api.store.store import Store, StoreError
+from api.store.store import StoreError
 from api.web.metrics import SCHEDULED_PUBLISHES, count_into, webhook_attempted
 
 
@@ -34,8 +35,12 @@ def store_path():
     return Path(os.environ.get("MEDKB_DB") or DEFAULT_STORE)
 
 
+def database_url():
+    return os.environ.get("MEDKB_DATABASE_URL") or None
+
+
 def open_store():
-    return Store(store_path())
+    return store_at(store_path(), database_url())
 
 
 def prepare_read_model(store):
@@ -83,7 +88,8 @@ class Commands(click.Group):
 def main():
     """medkb: the medication knowledge base and its API.
 
-    The store lives in the folder named by MEDKB_DB (default var/medkb).
+    The store lives in the folder named by MEDKB_DB (default var/medkb), or, with
+    MEDKB_DATABASE_URL=postgresql://..., in that database (MEDKB_DB is then this node's own folder).
     """
 
 
@@ -160,7 +166,7 @@ def import_(paths, if_empty, force_revert):
     paths = paths or (Path("content"),)
     store = open_store()
     if if_empty and store.last_seq():
-        click.echo(f"{store.root} already holds {store.last_seq()} changes: not importing "
+        click.echo(f"{store.location} already holds {store.last_seq()} changes: not importing "
                    f"(the store is the source of truth; see `medkb export`).")
         return
     loaded = load_set(paths)
@@ -231,9 +237,9 @@ def check(repair):
     for problem in problems:
         click.echo(problem)
     if problems:
-        fail(f"{len(problems)} problem(s) in {store.root}.")
+        fail(f"{len(problems)} problem(s) in {store.location}.")
     states = list(store.states())
-    click.echo(f"{store.root}: {len(states)} documents, {sum(s.head for s in states)} revisions, "
+    click.echo(f"{store.location}: {len(states)} documents, {sum(s.head for s in states)} revisions, "
                f"change sequence at {store.last_seq()}: OK.")
 
 
@@ -302,7 +308,7 @@ def keys():
 def keys_create(role, name):
     """Create a key and print it, alone, on standard output. It is shown only this once."""
     try:
-        key, secret = KeyStore(store_path()).create(role, name)
+        key, secret = open_store().api_keys().create(role, name)
     except KeyStoreError as error:
         fail(f"keys create: {error}")
     click.echo(f"created key {key.id} for {key.name} ({key.role}); store it now, it is not shown again", err=True)
@@ -312,7 +318,7 @@ def keys_create(role, name):
 @keys.command("list")
 def keys_list():
     """Every key: id, name, role, created, revoked."""
-    for key in KeyStore(store_path()).list():
+    for key in open_store().api_keys().list():
         click.echo(f"{key.id}\t{key.name}\t{key.role}\t{key.created_at}\t{key.revoked_at or '-'}")
 
 
@@ -321,7 +327,7 @@ def keys_list():
 def keys_revoke(name_or_id):
     """Revoke a key by name or id; it stops working at once."""
     try:
-        key = KeyStore(store_path()).revoke(name_or_id)
+        key = open_store().api_keys().revoke(name_or_id)
     except KeyStoreError as error:
         fail(f"keys revoke: {error}")
     click.echo(f"revoked {key.id} ({key.name})")
@@ -415,6 +421,66 @@ def webhooks_replay(subscription_id, since, delivery):
         click.echo(f"{subscription_id}: delivering after change {state.cursor}")
 
 
+@main.group()
+def db():
+    """The PostgreSQL schema of MEDKB_DATABASE_URL (the file store needs none of this)."""
+
+
+def required_database_url():
+    url = database_url()
+    if not url:
+        fail("MEDKB_DATABASE_URL is not set: name the database, e.g. postgresql://medkb@db.example.org/medkb")
+    return url
+
+
+@db.command("init")
+def db_init():
+    """Create the database if it does not exist, and its schema; running it again changes nothing."""
+    from api.store.postgres import create_database, describe, migrate
+
+    url = required_database_url()
+    if create_database(url):
+        click.echo(f"{describe(url)}: database created", err=True)
+    before, applied = migrate(url)
+    version = applied[-1][0] if applied else before
+    click.echo(f"{describe(url)}: schema at version {version}" + (" (already)" if not applied else ""))
+
+
+@db.command("migrate")
+def db_migrate():
+    """Apply the schema migrations the database has not had, in one transaction."""
+    from api.store.postgres import describe, migrate
+
+    url = required_database_url()
+    before, applied = migrate(url)
+    for version, name in applied:
+        click.echo(f"applied migration {version:04d} {name}", err=True)
+    version = applied[-1][0] if applied else before
+    click.echo(f"{describe(url)}: schema at version {version}" + ("" if applied else ", nothing to do"))
+
+
+@db.command("copy-store")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def db_copy_store(folder):
+    """Copy a file store (FOLDER) into the empty database, with all its history and numbers.
+
+    Unlike export and import, every revision, audit entry and change number comes along, so feed
+    and webhook cursors and ETags stay valid. `medkb check` runs on the result."""
+    from api.store.postgres import PostgresStore
+
+    source = store_at(folder)
+    target = store_at(store_path(), required_database_url())
+    if not isinstance(target, PostgresStore):
+        fail("db copy-store: MEDKB_DATABASE_URL must name the PostgreSQL database to copy into")
+    documents, changes = target.copy_from(source, progress=Progress("copying"))
+    problems = target.verify()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        fail(f"{len(problems)} problem(s) in {target.location} after the copy.")
+    click.echo(f"{target.location}: {documents} documents and {changes} changes copied from {folder}: OK.")
+
+
 def openapi_yaml():
     """The OpenAPI document, as generated from the code. Needs no store: it opens an empty one."""
 
@@ -461,7 +527,7 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     store = open_store()
     prepare_read_model(store)
     search_service.prepare(store)
-    webhook_service()  # and a malformed MEDKB_WEBHOOK_* setting too
+    webhook_service(store).close()  # and a malformed MEDKB_WEBHOOK_* setting too
     check_serve_settings()
     check_address(host, port)
     # The workers build their app from the environment.
@@ -481,7 +547,7 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     scheduler = threading.Thread(target=supervise_scheduler, args=(stop,), daemon=True, name="scheduler")
     server.on_startup(scheduler.start)
     server.on_shutdown(stop.set)
-    click.echo(f"medkb serving {store_path()} on http://{host}:{port} with {workers} workers "
+    click.echo(f"medkb serving {store.location} on http://{host}:{port} with {workers} workers "
                f"(metrics in {metrics_dir})", err=True)
     try:
         server.serve()

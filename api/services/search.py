@@ -26,7 +26,6 @@ from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
 from api.store.searchindex import HIDDEN, KIND, PAYLOAD, Rows, SearchFiles, SearchIndexUnavailable, schema
-from api.store.searchindex import store_identity as stored_identity
 
 # field -> boost. A name-like field's boost outweighs what any number of repetitions of a term
 # in body text can earn (BM25 saturates at K1 + 1 = 2.2 times a field's boost), so one hit in a
@@ -333,7 +332,7 @@ def search_files(store):
 
 
 def store_identity(store):
-    return stored_identity(store.layout)
+    return store.identity()
 
 
 def _index_document(rows, store, type_name, id_):

@@ -39,7 +39,7 @@ from schemas.webhooks import EVENTS
 from api.services.errors import Invalid
 from api.store.storage import StoreCorrupt
 from api.store.store import PUBLICATION_KINDS
-from api.store.subscriptions import SubscriptionNotFound, Subscriptions
+from api.store.subscriptions import SubscriptionNotFound
 
 __all__ = ["EVENTS", "InvalidSubscription", "Settings", "SubscriptionNotFound", "UnsafeTarget", "Webhooks"]
 
@@ -243,7 +243,7 @@ class Webhooks:
         self.store = store
         self.settings = settings or Settings()
         self.on_attempt = on_attempt
-        self.subscriptions = Subscriptions(store.root)
+        self.subscriptions = store.webhook_subscriptions()
         self._pool = None
         self._running = {}  # subscription id -> Future of its delivery run in this process
         self._listed = (None, [])  # (stamp of the subscriptions folder, subscriptions)
@@ -490,11 +490,9 @@ class Webhooks:
 
     def _state(self, sub_id):
         """A subscription's delivery state, re-read only when its file changed (one stat)."""
-        try:
-            stat = (self.subscriptions.states / f"{sub_id}.json").stat()
-        except FileNotFoundError:
+        stamp = self.subscriptions.state_stamp(sub_id)
+        if stamp is None:
             return None
-        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         cached = self._states.get(sub_id)
         if cached is None or cached[0] != stamp:
             try:

@@ -46,6 +46,9 @@ class Published:
         return cls(body, etag, revision)
 
 
+SQLITE_MAX_INTEGER = 2**63 - 1
+
+
 class Listing(Sequence):
     """The documents of one type in id order, read a slice at a time: a page of a list of 100,000
     reads its page, never the other 99,980 (flask-smorest's Page takes len() and a slice)."""
@@ -72,7 +75,9 @@ class Listing(Sequence):
         return Published.from_row(rows[0])
 
     def _page(self, offset, limit):
-        return self._file.page(self._view, self._type, offset, limit, self._clauses)
+        if offset > SQLITE_MAX_INTEGER:  # a page number is the caller's to choose; no list is that long
+            return []
+        return self._file.page(self._view, self._type, offset, min(limit, SQLITE_MAX_INTEGER), self._clauses)
 
     def __iter__(self):
         return (Published.from_row(row) for row in self._file.iterate(self._view, self._type, self._clauses))

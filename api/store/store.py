@@ -15,6 +15,7 @@ from schemas import DOCUMENT_TYPES
 from schemas.fields import SLUG_MAX_LENGTH, SLUG_PATTERN
 
 from api.store import journal, upgrade
+from api.store.base import StoreBackend
 from api.store.indexes import Indexes
 from api.store.layout import Layout, read_log
 from api.store.records import (NEW_REVISION, PUBLICATION_KINDS, Change, Commit, Conflict, DocumentState, NotFound,
@@ -29,7 +30,7 @@ __all__ = ["Store", "Commit", "Change", "Revision", "DocumentState", "StoreError
            "PUBLICATION_KINDS", "content_hash"]
 
 
-class Store:
+class Store(StoreBackend):
     def __init__(self, root, *, durable=True):
         """Open (creating if needed) the store at `root`: upgrade an older layout, roll back an
         interrupted commit when no writer is at work, and check that head.json and the log
@@ -203,20 +204,8 @@ class Store:
 
     def _checked(self, commit):
         """The document's committed pointers, once the commit's expectations hold on them."""
-        key = f"{commit.type}/{commit.id}"
         pointers = self._pointers(commit.type, commit.id) or {}
-        head = pointers.get("head", 0)
-        if not pointers and not commit.adds_revision:
-            raise NotFound(f"{key} does not exist.")
-        if commit.expected_revision is not None and commit.expected_revision != head:
-            raise Conflict(key, commit.expected_revision, head)
-        target = commit.pointers.get("published")
-        if isinstance(target, int):
-            found = self.revision(commit.type, commit.id, target)
-            if found is None or found.deleted:
-                raise Unpublishable(f"{key} has no revision {target} to publish.")
-        if commit.check is not None:
-            commit.check(dict(pointers))
+        self.check_commit(commit, pointers)
         return pointers
 
     def commit(self, commit: Commit):

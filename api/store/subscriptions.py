@@ -148,6 +148,14 @@ class Subscriptions:
     def _write_state(self, sub_id, state):
         atomic_write(self.states / f"{sub_id}.json", orjson.dumps(asdict(state)))
 
+    def state_stamp(self, sub_id):
+        """Changes whenever the subscription's state is written (one stat); None once it is gone."""
+        try:
+            stat = (self.states / f"{sub_id}.json").stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
     def state(self, sub_id):
         path = self.states / f"{sub_id}.json"
         data = read_json_file(path)
