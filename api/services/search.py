@@ -207,10 +207,12 @@ class Vocabulary:
 
     def expand(self, word):
         """{indexed term: worth} for one folded query word."""
-        found = {}
-        if word in self._known:
-            found[word] = EXACT
-        if len(word) < MIN_APPROXIMATE or len(word) > MAX_TERM:
+        if len(word) > MAX_TERM:
+            return {}
+        # The word itself, known or not: the index says whether it holds it, so exact matches
+        # never depend on the vocabulary.
+        found = {word: EXACT}
+        if len(word) < MIN_APPROXIMATE:
             return found
         at = bisect_left(self._sorted, word)
         end = min(len(self._sorted), at + MAX_PREFIX_TERMS)
