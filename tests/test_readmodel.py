@@ -180,6 +180,8 @@ def test_lists_read_only_the_page_asked_for(tmp_path, documents):
     assert [entry.document["id"] for entry in faqs[300:320]] == ids[300:]
     assert faqs[400:420] == [] and faqs[-1].document["id"] == ids[-1] and faqs[5].document["id"] == ids[5]
     assert [entry.document["id"] for entry in faqs[::100]] == ids[::100]
+    assert [entry.document["id"] for entry in faqs[::-1]] == ids[::-1]
+    assert [entry.document["id"] for entry in faqs[-20:-10]] == ids[-20:-10]
     with pytest.raises(IndexError):
         faqs[302]
 

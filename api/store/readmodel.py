@@ -59,9 +59,10 @@ class Listing(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             start, stop, step = index.start or 0, index.stop, index.step or 1
-            if step != 1 or start < 0 or (stop is not None and stop < 0):
-                start, stop, step = index.indices(len(self))
-                return list(self)[start:stop:step] if step != 1 else self[start:stop]
+            if step != 1:
+                return list(self)[index]
+            if start < 0 or (stop is not None and stop < 0):
+                start, stop, _ = index.indices(len(self))
             limit = -1 if stop is None else max(0, stop - start)
             return [Published.from_row(row) for row in self._page(start, limit)]
         if index < 0:
