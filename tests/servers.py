@@ -89,8 +89,10 @@ def serving(db, *, workers=2, env=None, args=(), check_exit=False):
 
 def fingerprint(root):
     """sha256 of every file under `root` (path and bytes): equal fingerprints, identical store.
-    The index file is left out: derived data, which readers touch (SQLite's shared memory)."""
+    The index and read model files are left out: derived data, which readers touch (SQLite's
+    shared memory)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("indexes.sqlite")):
+    derived = ("indexes.sqlite", "readmodel.sqlite")
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(derived)):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
