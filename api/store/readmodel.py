@@ -21,6 +21,7 @@ from api.store.modelfile import HEAD, PUBLISHED, ModelBusy, ModelFile, default_p
 from api.store.records import StorageUnavailable
 
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
+_MAX_ROWS = 2**62
 
 
 class Published:
@@ -73,7 +74,9 @@ class Listing(Sequence):
         return Published.from_row(rows[0])
 
     def _page(self, offset, limit):
-        return self._file.page(self._view, self._type, offset, limit, self._clauses)
+        if offset > _MAX_ROWS:  # past any end (page=10**17): SQLite's integers stop at 2**63 - 1
+            return []
+        return self._file.page(self._view, self._type, offset, min(limit, _MAX_ROWS), self._clauses)
 
     def __iter__(self):
         return (Published.from_row(row) for row in self._file.iterate(self._view, self._type, self._clauses))
