@@ -180,8 +180,13 @@ def test_lists_read_only_the_page_asked_for(tmp_path, documents):
     assert [entry.document["id"] for entry in faqs[300:320]] == ids[300:]
     assert faqs[400:420] == [] and faqs[-1].document["id"] == ids[-1] and faqs[5].document["id"] == ids[5]
     assert [entry.document["id"] for entry in faqs[::100]] == ids[::100]
+    assert [entry.document["id"] for entry in faqs[::-1]] == ids[::-1]
+    assert [entry.document["id"] for entry in faqs[-20:-10]] == ids[-20:-10]
+    assert faqs[10**19:10**19 + 20] == [] and len(faqs[300:10**19]) == 2
     with pytest.raises(IndexError):
         faqs[302]
+    with pytest.raises(IndexError):
+        faqs[10**19]
 
 
 def test_the_model_file_can_live_outside_the_store(tmp_path, store):

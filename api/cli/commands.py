@@ -43,10 +43,13 @@ def open_store():
     return store_at(store_path(), database_url())
 
 
-def prepare_read_model(store):
+def prepare_read_model(store, build=True):
     """Build the read model file if it is missing or stale, and apply what the store committed
-    since: done here, once, so that no worker and no request has to."""
+    since: done here, once, so that no worker and no request has to. With build false, only a
+    file already there is brought up to date (import leaves a first build to `medkb serve`)."""
     model = ModelFile(default_path(store), references)
+    if not build and not model.path.exists():
+        return
 
     def announce(reason):
         if reason != "missing":  # a first build is expected; a rebuild says why
@@ -183,7 +186,7 @@ def import_(paths, if_empty, force_revert):
             f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
     result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
                                       force=force_revert, progress=Progress("importing"), loaded=True)
-    prepare_read_model(store)
+    prepare_read_model(store, build=False)
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     for line in findings:

@@ -139,6 +139,7 @@ class ModelFile:
         self.path = Path(path)
         self._references = references
         self._local = threading.local()
+        self._derived = None  # (revision, body, targets, terms) of the revision last put
 
     # --- connections -----------------------------------------------------------
 
@@ -317,20 +318,29 @@ class ModelFile:
         else:
             db.execute("INSERT OR REPLACE INTO documents (view, type, id, revision, etag) VALUES (?, ?, ?, ?, ?)",
                        (*key, revision.revision, revision.hash))
+            body, targets, terms = self._derive(revision)
             db.execute("INSERT OR IGNORE INTO bodies (type, id, revision, body) VALUES (?, ?, ?, ?)",
-                       (type_name, id_, revision.revision, orjson.dumps(revision.content)))
+                       (type_name, id_, revision.revision, body))
             if old is None:
                 db.execute("INSERT INTO counts (view, type, n) VALUES (?, ?, 1) "
                            "ON CONFLICT (view, type) DO UPDATE SET n = n + 1", (view, type_name))
-            targets = {(_field_name(field), target_type, target_id)
-                       for field, target_type, target_id in self._references(revision.content)}
             db.executemany("INSERT INTO refs (view, source_type, source_id, field, target_type, target_id) "
                            "VALUES (?, ?, ?, ?, ?, ?)", [(*key, *target) for target in targets])
             db.executemany("INSERT INTO terms (view, type, id, name, value) VALUES (?, ?, ?, ?, ?)",
-                           [(*key, name, value) for name, value in list_terms(revision.content)])
+                           [(*key, *term) for term in terms])
         if old is not None and not db.execute("SELECT 1 FROM documents WHERE type = ? AND id = ? AND revision = ?",
                                               (type_name, id_, old)).fetchone():
             db.execute("DELETE FROM bodies WHERE type = ? AND id = ? AND revision = ?", (type_name, id_, old))
+
+    def _derive(self, revision):
+        """The body, references and filter terms of a revision. The last one is remembered: a
+        revision that is both published and head is put into both views, and derived once."""
+        derived = self._derived  # read once: another thread may put another revision meanwhile
+        if derived is None or derived[0] is not revision:
+            targets = {(_field_name(field), target_type, target_id)
+                       for field, target_type, target_id in self._references(revision.content)}
+            derived = self._derived = (revision, orjson.dumps(revision.content), targets, list_terms(revision.content))
+        return derived[1:]
 
     # --- reading ------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from api.store.modelfile import HEAD, PUBLISHED, ModelBusy, ModelFile, default_p
 from api.store.records import StorageUnavailable
 
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
+_MAX_ROWS = 2**62
 
 
 class Published:
@@ -46,9 +47,6 @@ class Published:
         return cls(body, etag, revision)
 
 
-SQLITE_MAX_INTEGER = 2**63 - 1
-
-
 class Listing(Sequence):
     """The documents of one type in id order, read a slice at a time: a page of a list of 100,000
     reads its page, never the other 99,980 (flask-smorest's Page takes len() and a slice)."""
@@ -62,9 +60,10 @@ class Listing(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             start, stop, step = index.start or 0, index.stop, index.step or 1
-            if step != 1 or start < 0 or (stop is not None and stop < 0):
-                start, stop, step = index.indices(len(self))
-                return list(self)[start:stop:step] if step != 1 else self[start:stop]
+            if step != 1:
+                return list(self)[index]
+            if start < 0 or (stop is not None and stop < 0):
+                start, stop, _ = index.indices(len(self))
             limit = -1 if stop is None else max(0, stop - start)
             return [Published.from_row(row) for row in self._page(start, limit)]
         if index < 0:
@@ -75,9 +74,9 @@ class Listing(Sequence):
         return Published.from_row(rows[0])
 
     def _page(self, offset, limit):
-        if offset > SQLITE_MAX_INTEGER:  # a page number is the caller's to choose; no list is that long
+        if offset > _MAX_ROWS:  # past any end (page=10**17): SQLite's integers stop at 2**63 - 1
             return []
-        return self._file.page(self._view, self._type, offset, min(limit, SQLITE_MAX_INTEGER), self._clauses)
+        return self._file.page(self._view, self._type, offset, min(limit, _MAX_ROWS), self._clauses)
 
     def __iter__(self):
         return (Published.from_row(row) for row in self._file.iterate(self._view, self._type, self._clauses))
