@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,14 +31,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from delivery import PATH, _client, free_port, start, stop  # noqa: E402
+from store import percentile  # noqa: E402
 
 from api.services.documents import Documents  # noqa: E402
 from api.store import open_store  # noqa: E402
-
-
-def percentile(samples, fraction):
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def bench_documents(writers):

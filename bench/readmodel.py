@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -35,17 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.knowledge.documents import load_set, references  # noqa: E402
+from bench.delivery import free_port  # noqa: E402
 from api.services.documents import Documents  # noqa: E402
 from api.store.draftmodel import DraftModel  # noqa: E402
 from api.store.modelfile import FILE_NAME  # noqa: E402
 from api.store.readmodel import ReadModel  # noqa: E402
 from api.store.store import Store  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def build_store(root, total):
