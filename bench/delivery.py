@@ -69,10 +69,8 @@ def stop(process):
     process.wait(timeout=30)
 
 
-def cpu_seconds(group):
-    """CPU time used so far by the processes of process group `group`: a server and its workers.
-    On a shared machine throughput moves with the neighbours' load; CPU time per request much less."""
-    ticks = 0
+def group_members(group):
+    """(pid, fields of /proc/<pid>/stat after the command) of every process of process group `group`."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -81,8 +79,14 @@ def cpu_seconds(group):
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue  # gone meanwhile
-        if int(fields[2]) == group:  # after the command: state ppid pgrp ... utime(11) stime(12)
-            ticks += int(fields[11]) + int(fields[12])
+        if int(fields[2]) == group:  # state ppid pgrp ...
+            yield int(entry.name), fields
+
+
+def cpu_seconds(group):
+    """CPU time used so far by the processes of process group `group`: a server and its workers.
+    On a shared machine throughput moves with the neighbours' load; CPU time per request much less."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in group_members(group))  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

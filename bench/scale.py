@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402  (after the path: the bench runs from a checkout)
 
-from bench.delivery import cpu_seconds, free_port  # noqa: E402
+from bench.delivery import cpu_seconds, free_port, group_members  # noqa: E402
 
 FAQ = "hemgenix-how-does-it-work"
 IDLE_SECONDS = 10
@@ -64,19 +64,13 @@ def write_content(folder, total):
 def group_processes(group):
     """(pid, RSS in MB) of every process of process group `group`."""
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid, _ in group_members(group):
         try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) != group:
-                continue
-            with open(f"/proc/{entry.name}/status") as status:
+            with open(f"/proc/{pid}/status") as status:
                 rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
         except (OSError, StopIteration):
             continue
-        found.append((int(entry.name), rss / 1024))
+        found.append((pid, rss / 1024))
     return found
 
 

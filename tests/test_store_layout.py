@@ -49,13 +49,21 @@ def test_the_publication_log_holds_exactly_the_publication_changes(store):
     assert store.publications(11) == []
 
 
-def test_paging_changes_reads_only_the_segments_it_needs(tmp_path, documents, monkeypatch):
+@pytest.fixture
+def segmented_store(tmp_path, documents, monkeypatch):
+    """A store with segments of 4 changes, 4 drafts past the import, and its first change log
+    segment unreadable: a read that opens it fails."""
     monkeypatch.setattr(api.store.layout, "SEGMENT_SIZE", 4)
     store = Store(tmp_path / "db")
     Documents(store).import_(documents, actor="import")
     for n in range(4):
         edit(store, answer=f"Draft {n}.")
     (store.root / "changes" / "00000000.jsonl").write_bytes(b"not json\n")  # changes 1-4
+    return store
+
+
+def test_paging_changes_reads_only_the_segments_it_needs(segmented_store):
+    store = segmented_store
     assert [c.seq for c in store.changes(8, limit=3)] == [9, 10, 11]
     assert [c.seq for c in store.publications(8)] == [9]
     with pytest.raises(StoreCorrupt, match="00000000.jsonl"):
@@ -193,16 +201,11 @@ def test_an_interrupted_upgrade_runs_again_and_loses_nothing(layout_1, tmp_path,
         assert [r.revision for r in store.revisions(type_name, id_)] == sorted(map(int, revisions))
 
 
-def test_the_audit_log_pages_by_change_number_reading_only_that_page(tmp_path, documents, monkeypatch):
+def test_the_audit_log_pages_by_change_number_reading_only_that_page(segmented_store):
     from api.app import create_app
     from api.store.keys import KeyStore
 
-    monkeypatch.setattr(api.store.layout, "SEGMENT_SIZE", 4)
-    store = Store(tmp_path / "db")
-    Documents(store).import_(documents, actor="import")
-    for n in range(4):
-        edit(store, answer=f"Draft {n}.")
-    (store.root / "changes" / "00000000.jsonl").write_bytes(b"not json\n")  # changes 1-4
+    store = segmented_store
     key = KeyStore(store.root).create("admin", "ada")[1]
     client = create_app({"MEDKB_DB": str(store.root), "TESTING": True}).test_client()
     response = client.get("/v1/editorial/audit?page=3&page_size=4", headers={"Authorization": f"Bearer {key}"})
