@@ -130,6 +130,7 @@ def test_store_commits_are_timed(content_db):
     ("MEDKB_RATE_LIMIT_PUBLIC", "lots"),
     ("MEDKB_RATE_LIMIT_EDITORIAL", "10 per fortnight"),
     ("MEDKB_PUBLIC_BASE_URL", "medkb.example.org"),
+    ("MEDKB_RESPONSE_CACHE_BYTES", "16 MiB"),
 ])
 def test_serve_refuses_bad_settings_in_one_line(content_db, name, value):
     import os

@@ -587,6 +587,10 @@ def check_serve_settings():
             parse_limits(name, os.environ.get(name) or "off")
         except ValueError as error:
             fail(str(error))
+    cache_bytes = os.environ.get("MEDKB_RESPONSE_CACHE_BYTES")
+    if cache_bytes and not (cache_bytes.isdigit() and cache_bytes.isascii()):
+        fail(f"MEDKB_RESPONSE_CACHE_BYTES: {cache_bytes!r} is not a number of bytes such as 16777216 (0 turns the "
+             f"response cache off)")
     base_url = os.environ.get("MEDKB_PUBLIC_BASE_URL")
     if base_url and not (urlsplit(base_url).scheme in ("http", "https") and urlsplit(base_url).netloc):
         fail(f"MEDKB_PUBLIC_BASE_URL: {base_url!r} is not an absolute http(s) URL such as https://medkb.example.org")
