@@ -89,8 +89,11 @@ def test_import_shows_progress_on_large_sets(tmp_path, documents):
     result = medkb(tmp_path / "db", "import", tmp_path / "kb")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if not line.startswith("lint: ")]
-    assert lines[0].startswith("importing ") and lines[-1] == "importing 309/309"
-    assert 5 <= len(lines) <= 12
+    checking = [line for line in lines if line.startswith("checking ")]
+    importing = [line for line in lines if line.startswith("importing ")]
+    assert lines == checking + importing  # files are checked, then imported
+    assert checking[-1] == "checking 309/309" and importing[-1] == "importing 309/309"
+    assert 3 <= len(checking) <= 12 and 5 <= len(importing) <= 12
 
 
 def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content_copy):

@@ -5,7 +5,7 @@ import datetime
 import pytest
 
 from api.knowledge.documents import load_set, schema_errors
-from api.services.lint import RULES, grade_level, lint, syllables
+from api.services.lint import RULES, grade_level, lint, lint_set, syllables
 from conftest import CONTENT, envelope, minimal_documents
 
 TODAY = datetime.date(2026, 4, 2)
@@ -216,6 +216,17 @@ def test_short_texts_are_not_graded_and_the_message_gives_one_decimal():
 def shipped():
     documents = load_set([CONTENT]).documents
     return {key: run(documents, key) for key in documents}
+
+
+def test_linting_a_set_over_several_processes_reports_what_each_document_does(shipped):
+    documents = load_set([CONTENT]).documents
+    lines, with_errors = lint_set(documents, TODAY, processes=2)
+    assert lines == lint_set(documents, TODAY, processes=1)[0]
+    expected = [f"lint: {key}: {f['field'] or '-'}: {f['severity']} {f['rule']}: {f['message']}"
+                for key, findings in shipped.items() for f in findings]
+    assert lines[:-1] == expected and lines[-1].startswith(f"lint: {sum(f['severity'] == 'error' for fs in shipped.values() for f in fs)} error(s)")
+    assert with_errors == {key: sorted({f["rule"] for f in findings if f["severity"] == "error"})
+                           for key, findings in shipped.items() if any(f["severity"] == "error" for f in findings)}
 
 
 def rules_found(shipped, rule):

@@ -20,8 +20,8 @@ from api.store.draftmodel import DraftModel
 from api.store.modelfile import FILE_NAME
 from api.store.readmodel import ReadModel
 from api.store.store import Store
-from conftest import ROOT
-from servers import create_key, serving
+from conftest import CONTENT, ROOT
+from servers import create_key, medkb, serving
 
 
 def meta(path):
@@ -42,6 +42,18 @@ def everything(model):
             "feed": list(model.publications_after(0)), "published_seq": model.published_seq,
             "referrers": {key: model.referrers(*key) for key in [("product", "drug"), ("source", "src"), ("faq", "drug-q1")]},
             "count": model.count()}
+
+
+def test_import_leaves_the_model_built_and_the_first_serve_only_opens_it(tmp_path):
+    db = tmp_path / "db"
+    result = medkb(db, "import", CONTENT)
+    assert result.returncode == 0, result.stderr
+    last = Store(db).last_seq()
+    built = meta(db / FILE_NAME)
+    assert built["builds"] == 1 and built["published_applied"] == built["head_applied"] == last
+    with serving(db) as base:
+        assert requests.get(f"{base}/v1/products/hemgenix", timeout=5).status_code == 200
+    assert meta(db / FILE_NAME)["builds"] == 1
 
 
 def test_restarted_serve_opens_the_model_it_left_and_reads_no_revision_file(content_db):

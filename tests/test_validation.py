@@ -337,3 +337,39 @@ def test_committed_json_schemas_match_the_code(tmp_path):
     written = {p.name: p.read_bytes() for p in tmp_path.glob("*.json")}
     committed = {p.name: p.read_bytes() for p in (ROOT / "schemas" / "json").glob("*.json")}
     assert written == committed, "schemas/json is stale: run `medkb schema`"
+
+
+# --- large sets, checked over several processes ---------------------------------
+
+def test_checking_over_several_processes_reports_exactly_what_one_process_does(kb_folder, documents):
+    """Forked workers inherit the set and send back each file's result: the same documents and
+    the same problems, in the same order, as checking in this process."""
+    extra = [dict(doc(documents, "faq/drug-q1"), id=f"drug-q{n}", position=n) for n in range(3, 150)]
+    write_documents(kb_folder, extra)
+    (kb_folder / "faqs" / "drug-q7.json").write_bytes(b'{"type": "faq",\n  "id": }')
+    (kb_folder / "faqs" / "drug-q8.json").write_text(json.dumps(dict(extra[5], colour="blue")))
+    (kb_folder / "faqs" / "drug-q9.json").write_text(json.dumps(dict(extra[6], product="nothing")))
+    (kb_folder / "faqs" / "renamed.json").write_text(json.dumps(extra[10]))
+    (kb_folder / "more" / "faqs").mkdir(parents=True)
+    (kb_folder / "more" / "faqs" / "drug-q20.json").write_text(json.dumps(extra[17]))
+    alone, spread = load_set([kb_folder], processes=1), load_set([kb_folder], processes=2)
+    reported = [str(p) for p in alone.problems]
+    for words in ("invalid JSON", "Unknown field", "product/nothing", "already defined", "must match"):
+        assert any(words in line for line in reported), words
+    assert [str(p) for p in spread.problems] == reported
+    assert spread.documents == alone.documents and list(spread.documents) == list(alone.documents)
+    assert spread.files_seen == alone.files_seen == 9 + 147 + 2
+
+
+def test_fork_map_runs_closures_in_other_processes_in_order():
+    from api.knowledge.parallel import fork_map
+
+    table = {n: n * n for n in range(500)}  # in memory only: the workers inherit it
+    seen = []
+    results = fork_map(lambda n: (table[n], os.getpid()), range(500), processes=2,
+                       progress=lambda done, total: seen.append((done, total)))
+    assert [square for square, _ in results] == [n * n for n in range(500)]
+    assert os.getpid() not in {pid for _, pid in results}
+    assert seen[-1] == (500, 500) and seen == sorted(seen)
+    with pytest.raises(ZeroDivisionError):
+        fork_map(lambda n: 1 // (n - 250), range(500), processes=2)

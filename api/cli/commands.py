@@ -43,13 +43,11 @@ def open_store():
     return store_at(store_path(), database_url())
 
 
-def prepare_read_model(store, build=True):
+def prepare_read_model(store):
     """Build the read model file if it is missing or stale, and apply what the store committed
-    since: done here, once, so that no worker and no request has to. With build false, only a
-    file already there is brought up to date (import leaves a first build to `medkb serve`)."""
+    since: done here, once (by `medkb import` and `medkb serve`), so that no worker and no
+    request has to."""
     model = ModelFile(default_path(store), references)
-    if not build and not model.path.exists():
-        return
 
     def announce(reason):
         if reason != "missing":  # a first build is expected; a rebuild says why
@@ -172,7 +170,7 @@ def import_(paths, if_empty, force_revert):
         click.echo(f"{store.location} already holds {store.last_seq()} changes: not importing "
                    f"(the store is the source of truth; see `medkb export`).")
         return
-    loaded = load_set(paths)
+    loaded = load_set(paths, progress=Progress("checking"))
     for problem in loaded.problems:
         click.echo(str(problem))
     if loaded.problems:
@@ -186,7 +184,9 @@ def import_(paths, if_empty, force_revert):
             f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
     result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
                                       force=force_revert, progress=Progress("importing"), loaded=True)
-    prepare_read_model(store, build=False)
+    # Built here rather than by the first `medkb serve`: at 100,000 documents the first build
+    # takes a while, and an import is the offline step, while a start must be ready in seconds.
+    prepare_read_model(store)
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     for line in findings:

@@ -129,8 +129,8 @@ class Documents:
         a document the store has moved past that revision (a newer revision, an unpublish, a
         draft, a deletion) is refused and nothing of it applied, unless `force`, and then the
         change says so. A document equal to the store's published revision changes nothing.
-        `loaded`: the documents already went through load_document (as load_set does), so
-        only their references are checked again, now against the store.
+        `loaded`: the documents are a set load_set checked (each on its own and against the
+        set), so only their references are checked again, now against the store.
         The whole applicable set is validated, with the store, before anything is written; it
         is then committed in batches of up to IMPORT_BATCH documents, each all or nothing."""
         with self.store.writing():
@@ -154,7 +154,10 @@ class Documents:
             def lookup(type_name, id_):
                 return applying.get((type_name, id_)) or self.lookup_head(type_name, id_)
 
-            for (type_name, id_), document in applying.items():
+            # Loaded documents were checked against their own set, where a lookup outside it is
+            # an error. When all of them apply, every lookup here finds what that check found.
+            recheck = {} if loaded and len(applying) == len(batch) else applying
+            for (type_name, id_), document in recheck.items():
                 errors = reference_errors(document, lookup)
                 if errors:
                     raise InvalidDocument(f"{type_name}/{id_}", errors)

@@ -12,6 +12,7 @@ import re
 
 from api.knowledge.documents import reference_errors
 from api.knowledge.integrity import resolve_field
+from api.knowledge.parallel import fork_map
 
 RULES = {
     "citation.locator": ("error", "A citation whose locator is not one its source declares."),
@@ -51,8 +52,9 @@ _COMPARATIVE = re.compile(r"\b(?:" + "|".join(p.replace(" ", r"\s+") for p in CO
 SUMMARY_TYPES = ("product", "condition", "mechanism", "article")
 
 
-def lint(document, lookup, today):
-    """Every finding for one document; `lookup(type, id)` gives the head document or None."""
+def lint(document, lookup, today, *, references=True):
+    """Every finding for one document; `lookup(type, id)` gives the head document or None.
+    references=False leaves out the reference rules, for a document already checked by them."""
     if isinstance(today, datetime.datetime):
         today = today.date()
     findings = []
@@ -74,12 +76,12 @@ def lint(document, lookup, today):
             report("claim.comparative", field, f"Compares products ('{match.group(0)}'); describe each product "
                                                f"on its own evidence instead.")
     for field, text in _prose(document):
-        words, _, _ = _measure(text)
-        grade = grade_level(text)
-        if words >= MIN_WORDS_FOR_GRADE and grade > MAX_GRADE:
+        measure = _measure(text)
+        grade = _grade(*measure)
+        if measure[0] >= MIN_WORDS_FOR_GRADE and grade > MAX_GRADE:
             report("readability.grade", field, f"Reads at grade {grade:.1f} (Flesch-Kincaid); aim for "
                                                f"{MAX_GRADE:g} or below with shorter sentences and plainer words.")
-    for field, message in reference_errors(document, lookup):
+    for field, message in reference_errors(document, lookup) if references else ():
         report(_reference_rule(field), field, message)
     for field, message in open_discrepancies(document, lookup):
         report("discrepancy.open", field, message)
@@ -219,12 +221,13 @@ _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _URL = re.compile(r"https?://\S+")
 _SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)|\n\s*\n|\n\s*(?:[-*+]|\d+\.)\s")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
+_VOWEL_GROUP = re.compile(r"[aeiouy]+")
 
 
 def syllables(word):
     """A heuristic: vowel groups, less a silent trailing e, at least one."""
     word = word.lower()
-    count = len(re.findall(r"[aeiouy]+", word))
+    count = len(_VOWEL_GROUP.findall(word))
     if word.endswith("e") and not word.endswith(("le", "ee")) and count > 1:
         count -= 1
     return max(1, count)
@@ -240,21 +243,27 @@ def _measure(text):
 
 def grade_level(text):
     """The Flesch-Kincaid grade level of a text (0.0 when it has no words)."""
-    words, sentences, syllable_count = _measure(text)
+    return _grade(*_measure(text))
+
+
+def _grade(words, sentences, syllable_count):
     if not words:
         return 0.0
     return 0.39 * (words / sentences) + 11.8 * (syllable_count / words) - 15.59
 
 
-def lint_set(documents, today=None):
-    """(lines to report, {"type/id": [error rules]}) for every lint finding in `documents`."""
+def lint_set(documents, today=None, *, processes=None):
+    """(lines to report, {"type/id": [error rules]}) for every lint finding in `documents`, a set
+    load_set accepted: its reference rules passed there, so they are not run again."""
     def lookup(type_name, id_):
         return documents.get(f"{type_name}/{id_}")
 
     today = today or datetime.date.today()
     lines, with_errors, counts = [], {}, {"error": 0, "warning": 0}
-    for key, document in documents.items():
-        for finding in lint(document, lookup, today):
+    keys = list(documents)
+    for key, findings in zip(keys, fork_map(lambda key: lint(documents[key], lookup, today, references=False), keys,
+                                            processes=processes)):
+        for finding in findings:
             counts[finding["severity"]] += 1
             lines.append(f"lint: {key}: {finding['field'] or '-'}: {finding['severity']} {finding['rule']}: "
                          f"{finding['message']}")

@@ -1,0 +1,55 @@
+"""Whole-set checks (import, validate) spread over the machine's cores.
+
+Checking a document is pure CPU work in Python (the schemas are marshmallow), so threads do not
+help; forked processes do, and they inherit the set already in memory, so only each item and its
+result cross between processes.
+"""
+import multiprocessing
+import os
+
+# Below this many items, starting processes costs more than it saves (and small runs, like the
+# tests', stay in one process).
+MIN_PARALLEL_ITEMS = 2000
+CHUNK = 64
+
+_task = None  # the function the forked workers run: set before the fork, so they inherit it
+
+
+def _run(item):
+    return _task(item)
+
+
+def cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def fork_map(function, items, *, processes=None, progress=None):
+    """[function(item) for item in items], in order, in forked processes when that pays.
+
+    `function` may be a closure over anything in memory: the workers are forked after it is
+    set, never pickled. `processes`: None chooses (every core, for large enough sets); 1 runs
+    here. progress(done, total) is called as results arrive."""
+    global _task
+    items = list(items)
+    if processes is None:
+        processes = cores() if len(items) >= MIN_PARALLEL_ITEMS else 1
+    processes = max(1, min(processes, len(items)))
+    results = []
+    if processes <= 1:
+        for item in items:
+            results.append(function(item))
+            if progress and len(results) % CHUNK == 0:
+                progress(len(results), len(items))
+    else:
+        _task = function
+        try:
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                for result in pool.imap(_run, items, CHUNK):
+                    results.append(result)
+                    if progress and len(results) % CHUNK == 0:
+                        progress(len(results), len(items))
+        finally:
+            _task = None
+    if progress:
+        progress(len(items), len(items))
+    return results
