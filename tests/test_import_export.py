@@ -81,6 +81,28 @@ def test_import_refuses_an_invalid_set_and_writes_nothing(tmp_path, content_copy
     assert Store(db).last_seq() == 0
 
 
+def test_a_folder_of_new_documents_may_refer_to_what_the_store_holds(tmp_path, content_copy):
+    db = tmp_path / "db"
+    assert medkb(db, "import", content_copy).returncode == 0
+    faq = json.loads((content_copy / "faqs" / "hemgenix-how-does-it-work.json").read_text())
+    new = tmp_path / "new" / "faqs"
+    new.mkdir(parents=True)
+    (new / "hemgenix-new-question.json").write_text(json.dumps(dict(faq, id="hemgenix-new-question", position=99)))
+    added = medkb(db, "import", tmp_path / "new")
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert added.stdout.strip().endswith(f"1 documents: 1 changed, 0 unchanged; store at change {CONTENT_COUNT + 1}.")
+    assert Store(db).published("faq", "hemgenix-new-question").content["product"] == "hemgenix"
+
+    # What neither the folder nor the store holds is still refused, and nothing is written.
+    (new / "hemgenix-other-question.json").write_text(
+        json.dumps(dict(faq, id="hemgenix-other-question", position=98, product="hemgenixx")))
+    refused = medkb(db, "import", tmp_path / "new")
+    assert refused.returncode == 1
+    assert (f"{new / 'hemgenix-other-question.json'}: product: refers to product/hemgenixx, which does not exist."
+            in refused.stdout)
+    assert Store(db).last_seq() == CONTENT_COUNT + 1
+
+
 def test_import_shows_progress_on_large_sets(tmp_path, documents):
     from conftest import write_documents
 

@@ -373,3 +373,23 @@ def test_fork_map_runs_closures_in_other_processes_in_order():
     assert seen[-1] == (500, 500) and seen == sorted(seen)
     with pytest.raises(ZeroDivisionError):
         fork_map(lambda n: 1 // (n - 250), range(500), processes=2)
+
+
+def test_references_the_set_lacks_may_resolve_outside_it_and_those_documents_are_named(tmp_path, documents):
+    faq = doc(documents, "faq/drug-q1")
+    write_documents(tmp_path, [dict(faq, id="drug-q9", position=9)])
+    held = {"product/drug": doc(documents, "product/drug"), "source/src": doc(documents, "source/src")}
+    assert sorted(p.message for p in load_set([tmp_path]).problems) == [
+        "refers to product/drug, which does not exist.", "refers to source/src, which does not exist."]
+    asked = []
+
+    def store(type_name, id_):
+        asked.append(f"{type_name}/{id_}")
+        return held.get(f"{type_name}/{id_}")
+
+    loaded = load_set([tmp_path], lookup_outside=store)
+    assert loaded.problems == [] and loaded.leaning_outside == {"faq/drug-q9"}
+    assert asked == ["product/drug", "source/src"]  # only what the set missed, once each
+    del held["source/src"]
+    assert [p.message for p in load_set([tmp_path], lookup_outside=store).problems] == [
+        "refers to source/src, which does not exist."]

@@ -170,7 +170,10 @@ def import_(paths, if_empty, force_revert):
         click.echo(f"{store.location} already holds {store.last_seq()} changes: not importing "
                    f"(the store is the source of truth; see `medkb export`).")
         return
-    loaded = load_set(paths, progress=Progress("checking"))
+    documents = Documents(store)
+    # References the files do not resolve may be to documents the store holds: a folder of new
+    # FAQs can be imported on its own.
+    loaded = load_set(paths, progress=Progress("checking"), lookup_outside=documents.lookup_head)
     for problem in loaded.problems:
         click.echo(str(problem))
     if loaded.problems:
@@ -182,8 +185,8 @@ def import_(paths, if_empty, force_revert):
         # audit must show that it published content with open lint errors, and which.
         message += "; published with open lint errors: " + "; ".join(
             f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
-    result = Documents(store).import_(loaded.documents.values(), actor="import", message=message,
-                                      force=force_revert, progress=Progress("importing"), loaded=True)
+    result = documents.import_(loaded.documents.values(), actor="import", message=message, force=force_revert,
+                               progress=Progress("importing"), loaded=loaded)
     # Built here rather than by the first `medkb serve`: at 100,000 documents the first build
     # takes a while, and an import is the offline step, while a start must be ready in seconds.
     prepare_read_model(store)

@@ -239,10 +239,15 @@ def reference_errors(document, lookup):
 
 
 def set_errors(documents):
-    """Checks that need the whole set: FAQ positions per product. Yields (document, field, message)."""
+    """Checks that need the whole set: FAQ positions per product. Yields (document, field, message).
+    Only products the set holds are checked: the FAQs of a product outside it (in the store) are
+    not all in view."""
+    documents = list(documents)
+    products = {document.get("id") for document in documents if document.get("type") == "product"}
     by_product = {}
     for document in documents:
-        if document.get("type") == "faq" and isinstance(document.get("position"), int):
+        if document.get("type") == "faq" and isinstance(document.get("position"), int) \
+                and document.get("product") in products:
             by_product.setdefault(document.get("product"), []).append(document)
     for product, faqs in sorted(by_product.items(), key=lambda item: str(item[0])):
         positions = sorted(faq["position"] for faq in faqs)
@@ -258,6 +263,7 @@ class LoadedSet:
     paths: dict      # "type/id" -> Path
     problems: list
     files_seen: int
+    leaning_outside: set = frozenset()  # keys of documents a reference check resolved outside the set
 
 
 def json_files(paths):
@@ -281,12 +287,14 @@ def check_location(path, document):
     return errors
 
 
-def load_set(paths, *, processes=None, progress=None):
+def load_set(paths, *, processes=None, progress=None, lookup_outside=None):
     """Read, migrate and check every document under `paths`, references included.
 
     Each file is checked on its own, then each document against the set, both spread over the
     cores for large sets (processes=None chooses; 1 stays in this process). progress(done,
-    total) follows the files read."""
+    total) follows the files read. lookup_outside(type, id): where a reference the set does not
+    hold may resolve (the store, on import); the documents that rely on it are named in
+    `LoadedSet.leaning_outside`."""
     paths_found = list(json_files(paths))
     documents, locations, problems = {}, {}, []
     # Invalid documents still answer lookups, so one broken file is reported
@@ -309,16 +317,36 @@ def load_set(paths, *, processes=None, progress=None):
         documents[key] = document
         locations[key] = path
 
-    def lookup(type_name, id_):
-        return known.get(f"{type_name}/{id_}")
+    def check(key):
+        """The document's reference errors against the set, and the keys it missed there."""
+        missed = set()
+
+        def lookup(type_name, id_):
+            found = known.get(f"{type_name}/{id_}")
+            if found is None:
+                missed.add(f"{type_name}/{id_}")
+            return found
+
+        return reference_errors(documents[key], lookup), missed
 
     keys = list(documents)
-    for key, errors in zip(keys, fork_map(lambda key: reference_errors(documents[key], lookup), keys,
-                                          processes=processes)):
+    checked = fork_map(check, keys, processes=processes)
+    # Only what the set misses is looked up outside it, here in this process (a store's
+    # connections are not shared with forked workers), and only its documents checked again.
+    outside = {}
+    for missing in sorted(set().union(*(missed for _, missed in checked))) if lookup_outside else ():
+        found = lookup_outside(*missing.split("/", 1))
+        if found is not None:
+            outside[missing] = found
+    leaning_outside = set()
+    for key, (errors, missed) in zip(keys, checked):
+        if not missed.isdisjoint(outside):
+            leaning_outside.add(key)
+            errors = reference_errors(documents[key], lambda t, i: known.get(f"{t}/{i}") or outside.get(f"{t}/{i}"))
         problems.extend(Problem(str(locations[key]), field, message) for field, message in errors)
     problems.extend(Problem(str(known_paths[key_of(document)]), field, message)
                     for document, field, message in set_errors(known.values()))
-    return LoadedSet(documents, locations, problems, len(paths_found))
+    return LoadedSet(documents, locations, problems, len(paths_found), leaning_outside)
 
 
 def _load_file(path):

@@ -122,21 +122,22 @@ class Documents:
 
     # --- import -----------------------------------------------------------------
 
-    def import_(self, documents, *, actor="import", message="", force=False, progress=None, loaded=False):
+    def import_(self, documents, *, actor="import", message="", force=False, progress=None, loaded=None):
         """Bring a set of documents (which may refer to each other) into the store, published.
 
         Each document carries the revision it was exported at. The store is the source of truth:
         a document the store has moved past that revision (a newer revision, an unpublish, a
         draft, a deletion) is refused and nothing of it applied, unless `force`, and then the
         change says so. A document equal to the store's published revision changes nothing.
-        `loaded`: the documents are a set load_set checked (each on its own and against the
-        set), so only their references are checked again, now against the store.
+        `loaded`: the LoadedSet the documents come from, checked by load_set (each on its own,
+        and against the set, or the store where the set lacks a reference), so only their
+        references are checked again, now against the store under the writer lock.
         The whole applicable set is validated, with the store, before anything is written; it
         is then committed in batches of up to IMPORT_BATCH documents, each all or nothing."""
         with self.store.writing():
             batch = {}
             for content in documents:
-                document, errors = (content, []) if loaded else load_document(content)
+                document, errors = (content, []) if loaded is not None else load_document(content)
                 if errors:
                     raise InvalidDocument(f"{document.get('type')}/{document.get('id')}", errors)
                 batch[(document["type"], document["id"])] = document
@@ -155,8 +156,11 @@ class Documents:
                 return applying.get((type_name, id_)) or self.lookup_head(type_name, id_)
 
             # Loaded documents were checked against their own set, where a lookup outside it is
-            # an error. When all of them apply, every lookup here finds what that check found.
-            recheck = {} if loaded and len(applying) == len(batch) else applying
+            # an error unless the store answered it. When all of them apply, every lookup here
+            # finds what that check found, but for the store's answers, which may have moved.
+            recheck = applying
+            if loaded is not None and len(applying) == len(batch):
+                recheck = {key: applying[key] for key in applying if f"{key[0]}/{key[1]}" in loaded.leaning_outside}
             for (type_name, id_), document in recheck.items():
                 errors = reference_errors(document, lookup)
                 if errors:
