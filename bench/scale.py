@@ -5,7 +5,8 @@
 For each size, in one run: writes a valid content set of that many documents (the shipped
 content, padded with products made from the shipped BeneFIX one), then measures
 
-  import            `medkb import` of the set into a new store (durable, as in production)
+  import            `medkb import` of the set into a new store (durable, as in production), read
+                    model and search index included; above 100,000 documents, in runs of 100,000
   ready             `medkb serve` start to the first 200 from /readyz
   rss start/warm    resident memory of each worker after start, and after searches and previews
   idle cpu          CPU used by the server (all processes) over 10 s with no request at all
@@ -18,6 +19,7 @@ measured in the same run, on the same machine). Only loopback is used; every wai
 """
 import argparse
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -36,29 +38,37 @@ from bench.delivery import cpu_seconds, free_port, group_members  # noqa: E402
 
 FAQ = "hemgenix-how-does-it-work"
 IDLE_SECONDS = 10
+# Documents per `medkb import` run. One run holds its whole set in memory (about 40 KB per
+# document) so as to check it whole before writing; beyond this, the set is imported in parts,
+# each referring to the first.
+IMPORT_PART = 100_000
 
 
 def medkb(*args, env, check=True):
     result = subprocess.run([sys.executable, "-m", "api.cli", *map(str, args)], cwd=ROOT, env={**os.environ, **env},
-                            capture_output=True, text=True, timeout=3600)
+                            capture_output=True, text=True, timeout=4 * 3600)
     if check and result.returncode != 0:
         raise SystemExit(f"medkb {' '.join(map(str, args))} failed:\n{result.stdout}{result.stderr}")
     return result
 
 
-def write_content(folder, total):
-    """The shipped content and padding products up to `total` documents, as files."""
+def write_content(folder, total, part_size=None):
+    """The shipped content and padding products up to `total` documents, as files, in parts of
+    up to `part_size` documents (folder/part-000, ...; one part by default). Returns the parts:
+    the first holds the shipped content, the others refer to it."""
     from api.knowledge.documents import canonical_bytes, content_path, load_set
 
+    part_size = part_size or total
     documents = list(load_set([ROOT / "content"]).documents.values())
     template = next(d for d in documents if d["id"] == "benefix")
-    for document in documents:
-        path = content_path(folder, document)
+    parts = [folder / f"part-{n:03d}" for n in range(-(-total // part_size))] if part_size < total else [folder]
+    paddings = (dict(template, id=f"scale-product-{n:07d}", name=f"Scale {n}", related=[])
+                for n in range(total - len(documents)))
+    for index, document in enumerate([*documents, *paddings]):
+        path = content_path(parts[index // part_size], document)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(canonical_bytes(document))
-    for n in range(total - len(documents)):
-        padding = dict(template, id=f"scale-product-{n:07d}", name=f"Scale {n}", related=[])
-        content_path(folder, padding).write_bytes(canonical_bytes(padding))
+    return parts
 
 
 def group_processes(group):
@@ -99,12 +109,15 @@ def measure(size, scratch, workers):
     env = {"MEDKB_DB": str(db), "PYTHONPATH": str(ROOT), "MEDKB_RATE_LIMIT_PUBLIC": "off",
            "MEDKB_RATE_LIMIT_EDITORIAL": "off"}
     started = time.perf_counter()
-    write_content(content, size)
+    parts = write_content(content, size, IMPORT_PART)
     print(f"[{size}] content written in {time.perf_counter() - started:.1f} s", flush=True)
-    started = time.perf_counter()
-    medkb("import", content, env=env)
-    figures = {"import (s)": time.perf_counter() - started}
-    print(f"[{size}] imported in {figures['import (s)']:.1f} s", flush=True)
+    figures = {"import (s)": 0.0}
+    for part in parts:
+        started = time.perf_counter()
+        medkb("import", part, env=env)
+        figures["import (s)"] += time.perf_counter() - started
+        print(f"[{size}] imported {part.name} in {time.perf_counter() - started:.1f} s", flush=True)
+        shutil.rmtree(part)  # at 1,000,000 documents the files alone take 12 GB
     admin = medkb("keys", "create", "--role", "admin", "--name", "ada", env=env).stdout.strip()
     reviewer = medkb("keys", "create", "--role", "reviewer", "--name", "rita", env=env).stdout.strip()
     port = free_port()
@@ -211,6 +224,8 @@ def main():
         for size in sizes:
             results[size] = measure(size, scratch, args.workers)
             report(results)
+            if not args.keep:
+                shutil.rmtree(scratch / f"db-{size}")
 
 
 if __name__ == "__main__":
