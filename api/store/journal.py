@@ -111,8 +111,8 @@ def commit_batch(layout, items, last_seq, durable=True):
 
     Per document that is one folder created (new documents only), the revision written in
     place under its new name (no reader opens it before head.json names it), the previous
-    pointers linked (existing documents only) and the pointers replaced atomically, readers
-    may read them at any time. Paths are plain strings: pathlib costs more than the writes."""
+    pointers linked (existing documents only) and the pointers replaced atomically, as readers
+    may read them at any time. Paths are plain strings: pathlib's joins were an eighth of the time."""
     changes, entries, writes, lines = [], [], [], {}
     at = now_iso()
     documents = str(layout.documents)
