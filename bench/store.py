@@ -2,7 +2,8 @@
 latency as one document's history grows, and the change feed as the change sequence grows.
 
     python bench/store.py [--sizes 100,1000,10000] [--revisions 3] [--commits 300]
-                          [--history 1000] [--feed-changes 100,100000] [--only size,history,feed]
+                          [--history 1000] [--feed-changes 100,100000] [--import-docs 10000]
+                          [--only size,history,feed,import]
 
 size:    a store per size (each document with several revisions of history); durable commits
          (fsync on, as in production) and published reads through the read model. Targets,
@@ -12,9 +13,14 @@ history: one 100 KB document edited --history times, durably; commit p50 of the 
 feed:    stores of --feed-changes changes (all but the first few are drafts; built without
          fsync), then GET /v1/feed?since=<after the publications>&limit=1 (an empty page) and
          the same with If-None-Match (a 304), in process. Target, largest/smallest: <= 1.2.
+import:  --import-docs new FAQs committed durably in batches of 1,000 (Store.commit_batch, as
+         `medkb import` does), then a new revision of each; ms per document, and its ratio to
+         the file system's own floor measured in the same run on the same disk: per document a
+         folder, two files of the same sizes and one rename, then one sync.
 Ratios, not absolute times, are what to compare: this machine is shared and noisy.
 """
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -183,6 +189,44 @@ def run_feed(args, scratch):
         + " (target <= 1.2)")
 
 
+def file_system_floor(folder, revisions, pointers):
+    """ms per document of the bare file operations a batched commit of new documents cannot do without."""
+    folder.mkdir()
+    started = time.perf_counter()
+    for n, revision in enumerate(revisions):
+        document = f"{folder}/{n}"
+        os.mkdir(document)
+        for name, data in (("1.json", revision), (".pointers.json.tmp", pointers)):
+            descriptor = os.open(f"{document}/{name}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(descriptor, data)
+            os.close(descriptor)
+        os.replace(f"{document}/.pointers.json.tmp", f"{document}/pointers.json")
+    os.sync()
+    return (time.perf_counter() - started) * 1000 / len(revisions)
+
+
+def run_import(args, scratch):
+    store = Store(Path(scratch) / "import")  # durable, as `medkb import` writes
+    base = [d for d in minimal_documents() if d["type"] != "article"]
+    Documents(store).import_(base, actor="bench")
+    template = next(d for d in base if d["type"] == "faq")
+    faqs = [dict(template, id=f"faq-{n:06d}", position=n + 1, answer=f"Answer {n}.") for n in range(args.import_docs)]
+    timings = {}
+    for label, expected in (("new documents", 0), ("a new revision of each", 1)):
+        commits = [Documents._revision_commit(dict(f, answer=f"{f['answer']} ({label})"), expected, "bench", "", True)
+                   for f in faqs]
+        started = time.perf_counter()
+        for start in range(0, len(commits), 1000):
+            store.commit_batch(commits[start:start + 1000])
+        timings[label] = (time.perf_counter() - started) * 1000 / len(commits)
+    sample = store.layout.revision_path("faq", faqs[0]["id"], 1).read_bytes()
+    pointers = store.layout.pointers_path("faq", faqs[0]["id"]).read_bytes()
+    floor = file_system_floor(Path(scratch) / "floor", [sample] * len(faqs), pointers)
+    print(f"import of {len(faqs)} documents in batches of 1000: " + ", ".join(
+        f"{label} {ms:.3f} ms/doc ({ms / floor:.1f}x the file system's floor)" for label, ms in timings.items())
+        + f"; floor {floor:.3f} ms/doc", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000")
@@ -191,10 +235,11 @@ def main():
     parser.add_argument("--reads", type=int, default=50_000)
     parser.add_argument("--history", type=int, default=1000)
     parser.add_argument("--feed-changes", default="100,100000")
-    parser.add_argument("--only", default="size,history,feed")
+    parser.add_argument("--import-docs", type=int, default=10_000)
+    parser.add_argument("--only", default="size,history,feed,import")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        for name, run in (("size", run_sizes), ("history", run_history), ("feed", run_feed)):
+        for name, run in (("size", run_sizes), ("history", run_history), ("feed", run_feed), ("import", run_import)):
             if name in args.only.split(","):
                 run(args, scratch)
 

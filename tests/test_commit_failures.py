@@ -18,7 +18,7 @@ from api.services.delivery import Delivery
 from api.services.documents import Documents
 from api.store import files
 from api.store.readmodel import ReadModel
-from api.store.store import StorageFull, StorageUnavailable, Store
+from api.store.store import Commit, StorageFull, StorageUnavailable, Store
 from servers import is_derived, medkb, serving
 
 
@@ -29,7 +29,8 @@ class DiskFault:
 
     def __init__(self, monkeypatch, fail_at, mode="once", error=errno.ENOSPC):
         self.fail_at, self.mode, self.error, self.calls = fail_at, mode, error, []
-        for name in ("atomic_write", "append", "link_replace"):
+        for name in ("atomic_write", "append", "link_replace", "make_folder", "write_new", "replace_as_lock_holder",
+                     "sync_filesystem"):
             monkeypatch.setattr(files, name, self._wrap(name, getattr(files, name)))
 
     def _wrap(self, name, real):
@@ -64,7 +65,19 @@ def unpublish(store):
                                          kind="unpublish", actor="pub")
 
 
-OPERATIONS = {"edit-and-publish": (edit_and_publish, 7), "create": (create, 5), "unpublish": (unpublish, 6)}
+def import_batch(store):
+    """One batch with every kind of document write: a new revision of an existing document,
+    published; a new document; pointers moved without a revision."""
+    edited = dict(store.head("faq", "drug-q1").content, answer="Must never be seen.")
+    new = dict(store.head("faq", "drug-q2").content, id="drug-q3", position=3, answer="Must never be seen.")
+    return store.commit_batch([
+        Documents._revision_commit(edited, 1, "import", "", publish=True),
+        Documents._revision_commit(new, 0, "import", "", publish=True),
+        Commit("faq", "drug-q2", "unpublish", "pub", expected_revision=1, pointers={"published": None})])[0]
+
+
+OPERATIONS = {"edit-and-publish": (edit_and_publish, 7), "create": (create, 5), "unpublish": (unpublish, 6),
+              "import-batch": (import_batch, 13)}
 
 
 def observe(store):
@@ -117,6 +130,17 @@ def test_stages_are_the_documented_protocol(store, monkeypatch):
     edit_and_publish(store)
     assert fault.calls == ["atomic_write head.json", "atomic_write 2.json", "link_replace pointers.json",
                            "atomic_write pointers.json", "append 00000000.jsonl", "append 00000000.jsonl",
+                           "atomic_write head.json"]
+
+
+def test_a_batch_has_one_commit_point_after_one_sync(store, monkeypatch):
+    fault = DiskFault(monkeypatch, fail_at=None)
+    import_batch(store)
+    assert fault.calls == ["atomic_write head.json",
+                           "write_new 2.json", "link_replace pointers.json", "replace_as_lock_holder pointers.json",
+                           "make_folder drug-q3", "write_new 1.json", "replace_as_lock_holder pointers.json",
+                           "link_replace pointers.json", "replace_as_lock_holder pointers.json",
+                           "append 00000000.jsonl", "append 00000000.jsonl", "sync_filesystem db",
                            "atomic_write head.json"]
 
 

@@ -112,7 +112,8 @@ def batch(store):
 
 @pytest.mark.parametrize("mode", ["once", "full", "after"])
 def test_a_failure_at_any_stage_of_a_batch_leaves_no_trace(store, tmp_path, monkeypatch, mode):
-    stages = 1 + 3 * 2 + 3 + 2 + 1  # pending, 3 new documents x 2 files, 1 edit x 3, the two logs, the commit point
+    # pending; 3 new documents x (folder, revision, pointers); 1 edit x 3 files; the two logs; the sync; the commit point
+    stages = 1 + 3 * 3 + 3 + 2 + 1 + 1
     for stage in range(1, stages + 1):
         root = tmp_path / f"{mode}-{stage}"
         subprocess.run(["cp", "-a", str(store.root), str(root)], check=True)

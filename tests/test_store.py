@@ -278,6 +278,53 @@ def test_writer_killed_at_random_moments_loses_no_acknowledged_write(backend, an
         assert len(read_acknowledged([log])) > acknowledged, "the writer acknowledged writes before the kill"
 
 
+IMPORT_WORKER = """
+import os, sys
+from api.services.documents import Documents
+faq = dict(store.head("faq", "drug-q2").content)
+log_path, name = sys.argv[1:]
+with open(log_path, "a") as log:
+    for batch in range(1000):
+        edit = store.head("faq", "drug-q1")
+        changes = store.commit_batch(
+            [Documents._revision_commit(dict(edit.content, answer=f"{name} batch {batch}"), edit.revision, "import", "", True)]
+            + [Documents._revision_commit(dict(faq, id=f"{name}x{batch}-{n}"), 0, "import", "", True) for n in range(200)])
+        log.write(f"{batch} {changes[0].revision} {changes[0].seq}\\n")
+        log.flush()
+        os.fsync(log.fileno())
+"""
+
+
+@pytest.mark.slow
+def test_an_import_killed_between_batches_or_inside_one_keeps_whole_batches_only(backend, any_store, tmp_path):
+    rng = random.Random(20261124)
+    script = f"import sys; sys.path.insert(0, {str(ROOT)!r}); {backend.opener()}\n{IMPORT_WORKER}"
+    logs = []
+    for attempt in range(6):
+        name, log = f"k{attempt}", tmp_path / f"batches-{attempt}.log"
+        logs.append((name, log))
+        worker = subprocess.Popen([sys.executable, "-c", script, str(log), name], env={**os.environ, **backend.env()})
+        while not (log.exists() and log.read_text()) and worker.poll() is None:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0, 0.3))  # a batch of 201 changes takes tens to hundreds of ms
+        os.kill(worker.pid, signal.SIGKILL)
+        assert worker.wait(timeout=30) == -signal.SIGKILL
+        reopened = backend.open()
+        assert reopened.verify() == []
+        assert log.read_text(), "the worker acknowledged a batch before the kill"
+        for name, log in logs:
+            for batch, revision, seq in (line.split() for line in log.read_text().splitlines()):
+                edit = reopened.revision("faq", "drug-q1", int(revision))
+                assert edit.content["answer"] == f"{name} batch {batch}" and edit.seq == int(seq)
+                assert reopened.head("faq", f"{name}x{batch}-199").seq == int(seq) + 200
+        batches = {state.id.split("-")[0] for state in reopened.states("faq") if state.id.startswith("k")}
+        for batch in batches:  # acknowledged or not, a batch is there entirely or not at all
+            assert all(reopened.state("faq", f"{batch}-{n}") for n in range(200)), f"{batch} is torn"
+        assert [c.seq for c in reopened.changes(0)] == list(range(1, reopened.last_seq() + 1))
+        reopened.close()
+        assert list(backend.root.rglob(".*.tmp")) == [], "opening the file store clears a killed batch's temporaries"
+
+
 @pytest.mark.parametrize("id_", ["drug-q1\x00", "a" * 300, "../faq/drug-q1", "Drug-Q1", ""])
 def test_a_name_no_document_can_have_finds_nothing_and_raises_nothing(any_store, id_):
     store = any_store

@@ -50,9 +50,7 @@ def append(path, data: bytes, durable=True):
     created = not path.exists()
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view):]
+        _write_all(descriptor, data)
         if durable:
             os.fsync(descriptor)
     finally:
@@ -61,17 +59,73 @@ def append(path, data: bytes, durable=True):
         fsync_directory(path.parent)
 
 
+def replace_as_lock_holder(path, data: bytes):
+    """atomic_write for the store's writer, which holds the lock every writer of `path` takes,
+    inside a batch that sync_filesystem makes durable: no two writers can want the temporary at
+    once, so it has a fixed name (no random names), and nothing is fsynced here. The folder
+    must exist. The name matches the `.*.tmp` that a rollback clears from a document folder."""
+    folder, name = os.path.split(path)
+    temporary = f"{folder}/.{name}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        try:
+            _write_all(descriptor, data)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_new(path, data: bytes):
+    """Create `path` in place, without a temporary or a rename: only for a file no reader opens
+    before a later commit point names it (a new revision). A failure part-way leaves a partial
+    file, which the rollback of that commit removes. Never over an existing file: a revision
+    is written once (FileExistsError fails the commit instead)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        _write_all(descriptor, data)
+    finally:
+        os.close(descriptor)
+
+
+def make_folder(path):
+    """Create a new document's folder (and its type's folder the first time)."""
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        pass  # emptied by a rollback that could not remove it
+
+
+def _write_all(descriptor, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view):]
+
+
 def link_replace(source, target):
     """Make `target` another name for `source`'s current bytes. A hard link takes no data
     blocks, so keeping the previous version this way still works on a full disk."""
-    source, target = Path(source), Path(target)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    os.link(source, temporary)
+    folder, name = os.path.split(target)
+    temporary = f"{folder}/.{name}.{os.getpid()}.tmp"
+    try:
+        os.link(source, temporary)
+    except FileExistsError:  # left by a writer that died here
+        os.unlink(temporary)
+        os.link(source, temporary)
     os.replace(temporary, target)
     # rename() between two links to one file does nothing and succeeds (POSIX), leaving the
     # temporary name behind when `target` already was a link to `source`.
-    temporary.unlink(missing_ok=True)
+    try:
+        os.unlink(temporary)
+    except FileNotFoundError:
+        pass
 
 
 def sync_filesystem(path):

@@ -18,12 +18,11 @@ import datetime
 import logging
 import sqlite3
 import threading
-from dataclasses import asdict
 
 import orjson
 
 from api.store.clock import iso
-from api.store.journal import next_pointers
+from api.store.journal import change_row, next_pointers
 from api.store.records import Change, StorageUnavailable, StoreError
 from api.store.storage import StoreCorrupt
 
@@ -208,6 +207,24 @@ class Indexes:
             log.exception("indexes: could not record changes %s-%s; the next writer replays them",
                           done[0][2].seq, done[-1][2].seq)
 
+    def known_documents(self, store, keys):
+        """Those of `keys` [(type, id)] that have a documents row, or None when the index cannot
+        tell exactly: only when it holds every committed change does a missing row mean that no
+        pointers exist. The caller holds the writer lock, so no change lands meanwhile."""
+        try:
+            if self.applied_seq() != store.last_seq():
+                return None
+            ids = {}
+            for type_name, id_ in keys:
+                ids.setdefault(type_name, []).append(id_)
+            connection = self._connection()
+            return {(type_name, row[0]) for type_name, group in ids.items() for row in connection.execute(
+                "SELECT id FROM documents WHERE type = ? AND id IN (SELECT value FROM json_each(?))",
+                (type_name, orjson.dumps(group).decode()))}
+        except sqlite3.Error:
+            log.exception("indexes: cannot look documents up; the commit reads their pointers")
+            return None
+
     def _head_labels(self, store, type_name, id_, number):
         row = self.document(type_name, id_)
         if row is not None and row["head"] == number:
@@ -230,7 +247,7 @@ class Indexes:
         with _transaction(connection):
             connection.executemany(
                 "INSERT OR REPLACE INTO changes (seq, type, id, actor, at, row) VALUES (?, ?, ?, ?, ?, ?)",
-                [(c.seq, c.type, c.id, c.actor, c.at, orjson.dumps(asdict(c))) for c in changes])
+                [(c.seq, c.type, c.id, c.actor, c.at, orjson.dumps(change_row(c))) for c in changes])
             connection.executemany(
                 f"INSERT OR REPLACE INTO documents ({', '.join(DOCUMENT_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(DOCUMENT_COLUMNS))})",
