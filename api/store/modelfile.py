@@ -316,13 +316,13 @@ class ModelFile:
         """Every document's rows into the empty tables; returns the latest publication change."""
         batch = _Batch(db)
         latest = 0
-        for state in store.states():
-            # Most documents' head is their published revision: read and derive it once.
-            published = store.revision(state.type, state.id, state.published) if state.published else None
-            head = published if state.head == state.published else store.revision(state.type, state.id, state.head)
+        # entries(): one batched read per many documents where the backend can (PostgreSQL).
+        for state, head, published in store.entries():
+            if published is not None and head.revision == published.revision:
+                head = published  # most documents' head is their published revision: derive it once
             if published is not None:
                 batch.add(PUBLISHED, state.type, state.id, published, self._derive(published))
-            if head is not None and not head.deleted:
+            if not head.deleted:
                 batch.add(HEAD, state.type, state.id, head, self._derive(head), body=head is not published)
             if state.publication_seq:
                 kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
