@@ -19,8 +19,8 @@ change or publication it applied is not the store's), it is rebuilt in one trans
 opened. Opening happens outside request handling: `medkb serve` before its
 workers start, `medkb import` after importing, and the app factory.
 
-Built only through the store's interface (states, revision, publications, changes, published,
-head, last_seq), so it works over any store backend; its location is a parameter, so each API node
+Built only through the store's interface (entries, publications, changes, published, head,
+last_seq), so it works over any store backend; its location is a parameter, so each API node
 over a shared database keeps its own.
 """
 import functools
@@ -145,7 +145,7 @@ def _schema_statements():
 class _Batch:
     """Rows of a build on their way into the empty tables, written a batch at a time."""
 
-    SIZE = 2000  # documents' rows held in memory at once
+    SIZE = 2000  # rows of `documents` (two per document) held before they are written
 
     def __init__(self, db):
         self.db = db
