@@ -366,10 +366,11 @@ def rebuild(store, files=None):
         identity, last = store_identity(store), store.last_seq()
 
         def fill(rows):
-            # A new generation holds no rows: nothing to remove first. entries() reads many
-            # documents at once where the backend can (PostgreSQL).
+            # A new generation holds no rows: nothing to remove first.
             for type_name in SEARCHED:
-                for state, head, published in store.entries(type_name):
+                for state in store.states(type_name):
+                    head = store.revision(state.type, state.id, state.head) if _live_head(state) else None
+                    published = store.revision(state.type, state.id, state.published) if state.published else None
                     _add_revisions(rows, state, head, published)
 
         files.build({"format": FORMAT, "identity": identity, "seq": last, "draft_seq": last}, fill)

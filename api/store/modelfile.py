@@ -19,8 +19,8 @@ change or publication it applied is not the store's), it is rebuilt in one trans
 opened. Opening happens outside request handling: `medkb serve` before its
 workers start, `medkb import` after importing, and the app factory.
 
-Built only through the store's interface (entries, publications, changes, published, head,
-last_seq), so it works over any store backend; its location is a parameter, so each API node
+Built only through the store's interface (states, revision, publications, changes, published,
+head, last_seq), so it works over any store backend; its location is a parameter, so each API node
 over a shared database keeps its own.
 """
 import functools
@@ -316,13 +316,15 @@ class ModelFile:
         """Every document's rows into the empty tables; returns the latest publication change."""
         batch = _Batch(db)
         latest = 0
-        # entries(): one batched read per many documents where the backend can (PostgreSQL).
-        for state, head, published in store.entries():
-            if published is not None and head.revision == published.revision:
-                head = published  # most documents' head is their published revision: derive it once
+        # states() and revision() rather than entries(): the file store's entries() reads a revision
+        # that is both head and published twice.
+        for state in store.states():
+            published = store.revision(state.type, state.id, state.published) if state.published else None
+            # Most documents' head is their published revision: read and derive it once.
+            head = published if state.head == state.published else store.revision(state.type, state.id, state.head)
             if published is not None:
                 batch.add(PUBLISHED, state.type, state.id, published, self._derive(published))
-            if not head.deleted:
+            if head is not None and not head.deleted:
                 batch.add(HEAD, state.type, state.id, head, self._derive(head), body=head is not published)
             if state.publication_seq:
                 kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
