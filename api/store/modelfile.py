@@ -39,7 +39,6 @@ FILE_NAME = "readmodel.sqlite"
 PUBLISHED, HEAD = 0, 1
 WINDOW = 1000  # changes per write transaction while catching up: bounds how long others wait for the lock
 BUSY_TIMEOUT_MS = 60_000
-BUILD_CACHE_KIB = 256_000  # page cache while building; SQLite allocates it only as pages are used
 
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)"
 _SCHEMA = """
@@ -295,16 +294,9 @@ class ModelFile:
         tables, indexes = _schema_statements()
         for statement in tables:
             db.execute(statement)
-        cache_size = db.execute("PRAGMA cache_size").fetchone()[0]
-        # The primary keys of refs and terms are filled in no useful order: pages they touch
-        # stay cached rather than being written out and read back.
-        db.execute(f"PRAGMA cache_size=-{BUILD_CACHE_KIB}")
-        try:
-            latest = self._fill(db, store)
-            for statement in indexes:
-                db.execute(statement)
-        finally:
-            db.execute(f"PRAGMA cache_size={cache_size}")
+        latest = self._fill(db, store)
+        for statement in indexes:
+            db.execute(statement)
         db.execute("INSERT INTO counts (view, type, n) SELECT view, type, count(*) FROM documents GROUP BY view, type")
         published_tip = _fingerprint(next(iter(store.publications(latest - 1, latest)), None)) if latest else ""
         head_tip = _fingerprint(next(iter(store.changes(last - 1, limit=1)), None)) if last else ""
