@@ -182,6 +182,47 @@ def test_a_model_of_another_format_is_rebuilt(store):
     assert model.get("faq", "drug-q1").document["answer"] == "A1."
 
 
+KILLED_MID_BUILD = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+import api.store.modelfile as modelfile
+from api.knowledge.documents import references
+from api.store.readmodel import ReadModel
+from api.store.store import Store
+modelfile._Batch.SIZE = 10
+flush, flushed = modelfile._Batch.flush, []
+
+def flush_then_die(batch):
+    flush(batch)
+    flushed.append(1)
+    if len(flushed) == 5:  # half the rows written, no index made, nothing committed
+        os.kill(os.getpid(), signal.SIGKILL)
+
+modelfile._Batch.flush = flush_then_die
+ReadModel(Store({db!r}), references)
+"""
+
+
+def test_a_build_killed_midway_leaves_the_file_as_it_was_and_the_next_open_rebuilds_it(tmp_path, documents):
+    store = Store(tmp_path / "db", durable=False)
+    Documents(store).import_(documents + more_faqs(documents, 100), actor="import")
+    path = store.root / FILE_NAME
+    ReadModel(store, references).file.close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE meta SET value = 1 WHERE key = 'format'")
+    before = everything(ReadModel(store, references, path=tmp_path / "before.sqlite"))
+    process = subprocess.run([sys.executable, "-c", KILLED_MID_BUILD.format(root=str(ROOT), db=str(store.root))],
+                             timeout=120)
+    assert process.returncode == -signal.SIGKILL
+    assert meta(path)["format"] == 1 and meta(path)["builds"] == 1, "the killed build committed nothing"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT count(*) FROM documents WHERE type = 'faq' AND view = 0").fetchone() == (102,)
+    model = ReadModel(store, references)
+    assert model.rebuilt.startswith("format 1") and meta(path)["builds"] == 2
+    assert everything(model) == before
+
+
 def test_lists_read_only_the_page_asked_for(tmp_path, documents):
     store = Store(tmp_path / "db", durable=False)
     Documents(store).import_(documents + more_faqs(documents, 300), actor="import")

@@ -342,15 +342,21 @@ def _index_document(rows, store, type_name, id_):
     state = store.state(type_name, id_)
     if state is None:
         return
-    live_head = not state.deleted and state.head != state.published
-    if state.published:
-        published = store.published(type_name, id_)
-        if published is not None:
-            _add_document(rows, published.content, hidden=(PREVIEW,) if live_head else ())
-    if live_head:
-        head = store.head(type_name, id_)
-        if head is not None and not head.deleted:
-            _add_document(rows, head.content, hidden=(PUBLIC,))
+    published = store.published(type_name, id_) if state.published else None
+    _add_revisions(rows, state, store.head(type_name, id_) if _live_head(state) else None, published)
+
+
+def _live_head(state):
+    return not state.deleted and state.head != state.published
+
+
+def _add_revisions(rows, state, head, published):
+    """The rows of a document's published revision, and of its head when that is a later, live one."""
+    live_head = _live_head(state)
+    if published is not None:
+        _add_document(rows, published.content, hidden=(PREVIEW,) if live_head else ())
+    if live_head and head is not None and not head.deleted:
+        _add_document(rows, head.content, hidden=(PUBLIC,))
 
 
 def rebuild(store, files=None):
@@ -360,9 +366,12 @@ def rebuild(store, files=None):
         identity, last = store_identity(store), store.last_seq()
 
         def fill(rows):
+            # A new generation holds no rows: nothing to remove first.
             for type_name in SEARCHED:
-                for name, id_ in store.keys(type_name):
-                    _index_document(rows, store, name, id_)
+                for state in store.states(type_name):
+                    head = store.revision(state.type, state.id, state.head) if _live_head(state) else None
+                    published = store.revision(state.type, state.id, state.published) if state.published else None
+                    _add_revisions(rows, state, head, published)
 
         files.build({"format": FORMAT, "identity": identity, "seq": last, "draft_seq": last}, fill)
         return last

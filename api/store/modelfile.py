@@ -23,6 +23,7 @@ Built only through the store's interface (states, revision, publications, change
 head, last_seq), so it works over any store backend; its location is a parameter, so each API node
 over a shared database keeps its own.
 """
+import functools
 import os
 import sqlite3
 import threading
@@ -77,6 +78,7 @@ def default_path(store):
     return Path(store.root) / FILE_NAME
 
 
+@functools.lru_cache(maxsize=4096)  # a few paths ("related.0.product") recur in every document
 def _field_name(path):
     """'conditions.0' -> 'conditions', 'related.1.product' -> 'related.product': which field, not which item."""
     return ".".join(part for part in path.split(".") if not part.isdigit())
@@ -130,6 +132,46 @@ def _where(view, type_name, clauses):
 
 def _fingerprint(change):
     return f"{change.seq} {change.type}/{change.id} {change.kind} {change.at}" if change else ""
+
+
+def _schema_statements():
+    """(CREATE TABLE statements, CREATE INDEX statements) of _SCHEMA."""
+    statements = [statement.strip() for statement in _SCHEMA.split(";") if statement.strip()]
+    return ([s for s in statements if s.startswith("CREATE TABLE")],
+            [s for s in statements if not s.startswith("CREATE TABLE")])
+
+
+class _Batch:
+    """Rows of a build on their way into the empty tables, written a batch at a time."""
+
+    SIZE = 2000  # rows of `documents` (two per document) held before they are written
+
+    def __init__(self, db):
+        self.db = db
+        self.documents, self.bodies, self.refs, self.terms, self.publications = [], [], [], [], []
+
+    def add(self, view, type_name, id_, revision, derived, body=True):
+        body_bytes, targets, terms = derived
+        self.documents.append((view, type_name, id_, revision.revision, revision.hash))
+        if body:
+            self.bodies.append((type_name, id_, revision.revision, body_bytes))
+        self.refs += [(view, type_name, id_, *target) for target in targets]
+        self.terms += [(view, type_name, id_, *term) for term in terms]
+
+    def flush_if_full(self):
+        if len(self.documents) >= self.SIZE:
+            self.flush()
+
+    def flush(self):
+        db = self.db
+        db.executemany("INSERT INTO documents (view, type, id, revision, etag) VALUES (?, ?, ?, ?, ?)", self.documents)
+        db.executemany("INSERT INTO bodies (type, id, revision, body) VALUES (?, ?, ?, ?)", self.bodies)
+        db.executemany("INSERT INTO refs (view, source_type, source_id, field, target_type, target_id) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", self.refs)
+        db.executemany("INSERT INTO terms (view, type, id, name, value) VALUES (?, ?, ?, ?, ?)", self.terms)
+        db.executemany("INSERT INTO publications (type, id, seq, kind) VALUES (?, ?, ?, ?)", self.publications)
+        for rows in (self.documents, self.bodies, self.refs, self.terms, self.publications):
+            rows.clear()
 
 
 class ModelFile:
@@ -242,31 +284,47 @@ class ModelFile:
         return None
 
     def _build(self, db, store):
+        """Every table afresh, in the caller's one transaction: a build killed midway leaves the
+        file as it was before (missing or stale, so rebuilt at the next open). The tables start
+        empty, so rows are appended in batches with nothing to look up or replace, and the
+        secondary indexes are made once at the end rather than kept up to date row by row."""
         last = store.last_seq()  # first: a commit landing during the scan is applied after it
         for table in _TABLES:
             db.execute(f"DROP TABLE IF EXISTS {table}")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        latest = None
-        for state in store.states():
-            # Most documents' head is their published revision: read it once.
-            published = store.revision(state.type, state.id, state.published) if state.published else None
-            head = published if state.head == state.published else store.revision(state.type, state.id, state.head)
-            if published is not None:
-                self._put(db, PUBLISHED, state.type, state.id, published)
-            if head is not None and not head.deleted:
-                self._put(db, HEAD, state.type, state.id, head)
-            if state.publication_seq:
-                kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
-                db.execute("INSERT INTO publications (type, id, seq, kind) VALUES (?, ?, ?, ?)",
-                           (state.type, state.id, state.publication_seq, kind))
-                latest = max(latest or 0, state.publication_seq)
+        tables, indexes = _schema_statements()
+        for statement in tables:
+            db.execute(statement)
+        latest = self._fill(db, store)
+        for statement in indexes:
+            db.execute(statement)
+        db.execute("INSERT INTO counts (view, type, n) SELECT view, type, count(*) FROM documents GROUP BY view, type")
         published_tip = _fingerprint(next(iter(store.publications(latest - 1, latest)), None)) if latest else ""
         head_tip = _fingerprint(next(iter(store.changes(last - 1, limit=1)), None)) if last else ""
         builds = self.meta(db).get("builds", 0) + 1
         self._set_meta(db, format=FORMAT, published_applied=last, head_applied=last, published_seq=latest or 0,
                        published_tip=published_tip, head_tip=head_tip, builds=builds)
+
+    def _fill(self, db, store):
+        """Every document's rows into the empty tables; returns the latest publication change."""
+        batch = _Batch(db)
+        latest = 0
+        # states() and revision() rather than entries(): the file store's entries() reads a revision
+        # that is both head and published twice.
+        for state in store.states():
+            published = store.revision(state.type, state.id, state.published) if state.published else None
+            # Most documents' head is their published revision: read and derive it once.
+            head = published if state.head == state.published else store.revision(state.type, state.id, state.head)
+            if published is not None:
+                batch.add(PUBLISHED, state.type, state.id, published, self._derive(published))
+            if head is not None and not head.deleted:
+                batch.add(HEAD, state.type, state.id, head, self._derive(head), body=head is not published)
+            if state.publication_seq:
+                kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
+                batch.publications.append((state.type, state.id, state.publication_seq, kind))
+                latest = max(latest, state.publication_seq)
+            batch.flush_if_full()
+        batch.flush()
+        return latest
 
     # --- applying changes ---------------------------------------------------------
 
