@@ -12,6 +12,7 @@ from api.app import DEFAULT_STORE, create_app
 from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonical_bytes, content_path, json_files,
                                      load_document, load_set, read_document_file, references)
 from api.knowledge.jsonschema import document_json_schemas
+from api.knowledge.parallel import fork_map
 from api.services.documents import Documents
 from api.services.lint import lint_set
 from api.services import search as search_service
@@ -57,6 +58,25 @@ def prepare_read_model(store):
     model.close()
 
 
+def prepare_derived():
+    """Fit the read model and the search index to the store before anyone reads: side by side,
+    since each reads every document when it is built from scratch."""
+    failures = [message for message in fork_map(_prepare_on_own_store, [prepare_read_model, search_service.prepare],
+                                                processes=2) if message]
+    if failures:
+        fail("\n".join(failures))
+
+
+def _prepare_on_own_store(prepare):
+    """prepare(store) on a store opened in this (forked) process, which must not share the
+    parent's open files and connections; the one-line message of a failure, or None."""
+    try:
+        prepare(open_store())
+    except REPORTED as error:  # sent back as text: these exceptions do not all survive pickling
+        return one_line(error)
+    return None
+
+
 class Progress:
     """Progress on standard error for long runs: a live counter on a terminal, a line per 10% otherwise."""
 
@@ -74,15 +94,22 @@ class Progress:
             click.echo(f"{self.label} {done}/{total}", err=True)
 
 
+REPORTED = (StoreCorrupt, StoreError, InvalidDocument, OSError)  # what a command reports in one line
+
+
+def one_line(error):
+    if isinstance(error, OSError):  # a full disk, a read-only folder: one line, never a traceback
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    return str(error)
+
+
 class Commands(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (StoreCorrupt, StoreError, InvalidDocument) as error:
-            fail(str(error))
-        except OSError as error:  # a full disk, a read-only folder: one line, never a traceback
-            where = f"{error.filename}: " if error.filename else ""
-            fail(f"{where}{error.strerror or error}")
+        except REPORTED as error:
+            fail(one_line(error))
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,7 +216,7 @@ def import_(paths, if_empty, force_revert):
                                progress=Progress("importing"), loaded=loaded)
     # Built here rather than by the first `medkb serve`: at 100,000 documents the first build
     # takes a while, and an import is the offline step, while a start must be ready in seconds.
-    prepare_read_model(store)
+    prepare_derived()
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     for line in findings:
@@ -198,7 +225,6 @@ def import_(paths, if_empty, force_revert):
     summary = f"{total} documents: {len(result.written)} changed, {len(result.unchanged)} unchanged"
     if result.refused:
         summary += f", {len(result.refused)} refused"
-    search_service.prepare(store)  # import fits the search index, so that no request builds it
     click.echo(f"{summary}; store at change {store.last_seq()}.")
     if result.refused:
         sys.exit(1)
@@ -531,8 +557,7 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     # Fail here, in one clear line, rather than in every worker; and fit the read model and the
     # search index to the store before any worker takes traffic.
     store = open_store()
-    prepare_read_model(store)
-    search_service.prepare(store)
+    prepare_derived()
     webhook_service(store).close()  # and a malformed MEDKB_WEBHOOK_* setting too
     check_serve_settings()
     check_address(host, port)
