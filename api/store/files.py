@@ -3,6 +3,7 @@
 Every write the store makes goes through one of these functions, so a failure can be
 injected at any stage of a commit (tests) and every OSError surfaces in one place.
 """
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -25,19 +26,13 @@ def atomic_write(path, data: bytes, durable=True):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
+    with _removed_on_failure(temporary):
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
     if durable:
         fsync_directory(path.parent)
 
@@ -67,17 +62,22 @@ def replace_as_lock_holder(path, data: bytes):
     folder, name = os.path.split(path)
     temporary = f"{folder}/.{name}.tmp"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
+    with _removed_on_failure(temporary):
         try:
             _write_all(descriptor, data)
         finally:
             os.close(descriptor)
         os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(temporary):
+    """A failed write leaves no temporary file behind."""
+    try:
+        yield
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
         raise
 
 
