@@ -19,10 +19,8 @@ size, measured in the same run. Only loopback is used.
 import argparse
 import contextlib
 import os
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.knowledge.documents import load_set, references  # noqa: E402
-from bench.delivery import free_port  # noqa: E402
+from bench import server  # noqa: E402
 from api.services.documents import Documents  # noqa: E402
 from api.store.draftmodel import DraftModel  # noqa: E402
 from api.store.modelfile import FILE_NAME  # noqa: E402
@@ -88,40 +86,13 @@ def workers_of(server_pid, expected):
     return children(server_pid)
 
 
-class Server:
+class Server(server.Server):
     def __init__(self, db, workers):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(db)}
-        self.log = tempfile.TemporaryFile()
-        started = time.perf_counter()
-        self.process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(self.port),
-                                         "--workers", str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                        stderr=self.log, start_new_session=True)
-        deadline = time.monotonic() + 1800
-        while True:
-            try:
-                if requests.get(f"{self.base}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                self.log.seek(0)
-                raise SystemExit(f"medkb serve did not become ready: {self.log.read().decode()[-2000:]}")
-            time.sleep(0.02)
-        self.ready_s = time.perf_counter() - started
+        super().__init__(db, workers)
         self.workers = workers_of(self.process.pid, workers)
 
     def rss(self):
         return [rss_mb(pid) for pid in self.workers]
-
-    def stop(self):
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=60)
 
 
 def exercise(server, total):

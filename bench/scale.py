@@ -20,7 +20,6 @@ measured in the same run, on the same machine). Only loopback is used; every wai
 import argparse
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402  (after the path: the bench runs from a checkout)
 
-from bench.delivery import cpu_seconds, free_port, group_members  # noqa: E402
+from bench.delivery import cpu_seconds, group_members  # noqa: E402
+from bench.server import Server  # noqa: E402
 
 FAQ = "hemgenix-how-does-it-work"
 IDLE_SECONDS = 10
@@ -120,24 +120,10 @@ def measure(size, scratch, workers):
         shutil.rmtree(part)  # at 1,000,000 documents the files alone take 12 GB
     admin = medkb("keys", "create", "--role", "admin", "--name", "ada", env=env).stdout.strip()
     reviewer = medkb("keys", "create", "--role", "reviewer", "--name", "rita", env=env).stdout.strip()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", str(workers)],
-                              cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
+    server = Server(db, workers, env=env, ready_within=600)
+    base = server.base
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"[{size}] the server did not become ready")
-            time.sleep(0.02)
-        figures["ready (s)"] = time.perf_counter() - started
+        figures["ready (s)"] = server.ready_s
         time.sleep(1)  # let every worker finish starting
         figures["rss per worker, start (MB)"] = max(worker_rss(server))
         editor = {"Authorization": f"Bearer {admin}"}
@@ -186,11 +172,7 @@ def measure(size, scratch, workers):
             visible.append(time.perf_counter() - started)
         figures["publish→visible (ms)"] = statistics.median(visible) * 1000
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        server.stop()
     print(f"[{size}] " + ", ".join(f"{name} {value:.2f}" for name, value in figures.items()), flush=True)
     return figures
 
