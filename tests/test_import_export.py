@@ -103,6 +103,27 @@ def test_a_folder_of_new_documents_may_refer_to_what_the_store_holds(tmp_path, c
     assert Store(db).last_seq() == CONTENT_COUNT + 1
 
 
+def test_a_store_document_that_moved_after_the_files_were_checked_is_checked_again(tmp_path, store, documents):
+    """What the store answered for the files' references is looked up again under the writer
+    lock: a source edited in between so that it no longer declares the cited locator fails the
+    import, which writes nothing."""
+    from api.knowledge.documents import InvalidDocument, load_set
+    from conftest import write_documents
+
+    faq = next(d for d in documents if d["type"] == "faq")
+    write_documents(tmp_path / "new", [dict(faq, id="drug-q9", position=9)])
+    service = Documents(store)
+    loaded = load_set([tmp_path / "new"], lookup_outside=service.lookup_head)
+    assert loaded.problems == [] and loaded.leaning_outside == {"faq/drug-q9"}
+    source = store.head("source", "src")
+    service.write(dict(source.content, locators=["p. 2"]), expected_revision=source.revision, actor="ed",
+                  publish=True)
+    edited_at = store.last_seq()
+    with pytest.raises(InvalidDocument, match="'p. 1' is not a locator source/src declares"):
+        service.import_(loaded.documents.values(), loaded=loaded)
+    assert store.last_seq() == edited_at
+
+
 def test_import_shows_progress_on_large_sets(tmp_path, documents):
     from conftest import write_documents
 

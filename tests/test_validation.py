@@ -388,7 +388,7 @@ def test_references_the_set_lacks_may_resolve_outside_it_and_those_documents_are
         return held.get(f"{type_name}/{id_}")
 
     loaded = load_set([tmp_path], lookup_outside=store)
-    assert loaded.problems == [] and loaded.leaning_outside == {"faq/drug-q9"}
+    assert loaded.problems == [] and loaded.leaning_outside == {"faq/drug-q9"} and loaded.outside == held
     assert asked == ["product/drug", "source/src"]  # only what the set missed, once each
     del held["source/src"]
     assert [p.message for p in load_set([tmp_path], lookup_outside=store).problems] == [

@@ -5,7 +5,7 @@ path on the command line or `type/id` inside the store.
 """
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -263,7 +263,8 @@ class LoadedSet:
     paths: dict      # "type/id" -> Path
     problems: list
     files_seen: int
-    leaning_outside: set = frozenset()  # keys of documents a reference check resolved outside the set
+    outside: dict = field(default_factory=dict)  # "type/id" -> what lookup_outside answered for it
+    leaning_outside: set = frozenset()  # keys of the documents whose references needed `outside`
 
 
 def json_files(paths):
@@ -293,8 +294,8 @@ def load_set(paths, *, processes=None, progress=None, lookup_outside=None):
     Each file is checked on its own, then each document against the set, both spread over the
     cores for large sets (processes=None chooses; 1 stays in this process). progress(done,
     total) follows the files read. lookup_outside(type, id): where a reference the set does not
-    hold may resolve (the store, on import); the documents that rely on it are named in
-    `LoadedSet.leaning_outside`."""
+    hold may resolve (the store, on import); what it answered is `LoadedSet.outside`, and the
+    documents that rely on it are named in `LoadedSet.leaning_outside`."""
     paths_found = list(json_files(paths))
     documents, locations, problems = {}, {}, []
     # Invalid documents still answer lookups, so one broken file is reported
@@ -338,15 +339,16 @@ def load_set(paths, *, processes=None, progress=None, lookup_outside=None):
         found = lookup_outside(*missing.split("/", 1))
         if found is not None:
             outside[missing] = found
-    leaning_outside = set()
-    for key, (errors, missed) in zip(keys, checked):
-        if not missed.isdisjoint(outside):
-            leaning_outside.add(key)
-            errors = reference_errors(documents[key], lambda t, i: known.get(f"{t}/{i}") or outside.get(f"{t}/{i}"))
+    leaning = [key for key, (_, missed) in zip(keys, checked) if not missed.isdisjoint(outside)]
+    rechecked = dict(zip(leaning, fork_map(
+        lambda key: reference_errors(documents[key], lambda t, i: known.get(f"{t}/{i}") or outside.get(f"{t}/{i}")),
+        leaning, processes=processes)))
+    for key, (errors, _) in zip(keys, checked):
+        errors = rechecked.get(key, errors)
         problems.extend(Problem(str(locations[key]), field, message) for field, message in errors)
     problems.extend(Problem(str(known_paths[key_of(document)]), field, message)
                     for document, field, message in set_errors(known.values()))
-    return LoadedSet(documents, locations, problems, len(paths_found), leaning_outside)
+    return LoadedSet(documents, locations, problems, len(paths_found), outside, set(leaning))
 
 
 def _load_file(path):

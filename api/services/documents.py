@@ -157,10 +157,13 @@ class Documents:
 
             # Loaded documents were checked against their own set, where a lookup outside it is
             # an error unless the store answered it. When all of them apply, every lookup here
-            # finds what that check found, but for the store's answers, which may have moved.
+            # finds what that check found, unless the store has moved since: then the documents
+            # that relied on it are checked again.
             recheck = applying
             if loaded is not None and len(applying) == len(batch):
-                recheck = {key: applying[key] for key in applying if f"{key[0]}/{key[1]}" in loaded.leaning_outside}
+                moved = any(self.lookup_head(*key.split("/", 1)) != answer for key, answer in loaded.outside.items())
+                recheck = {key: applying[key] for key in applying
+                           if moved and f"{key[0]}/{key[1]}" in loaded.leaning_outside}
             for (type_name, id_), document in recheck.items():
                 errors = reference_errors(document, lookup)
                 if errors:
