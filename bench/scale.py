@@ -1,9 +1,11 @@
 """Scale benchmark: what grows with the number of documents, as ratios against 100 documents.
 
     python bench/scale.py [--sizes 100 10000 100000] [--million] [--workers 2] [--keep DIR]
+                          [--padding copies|products]
 
 For each size, in one run: writes a valid content set of that many documents (the shipped
-content, padded with products made from the shipped BeneFIX one), then measures
+content, padded with suffixed copies of the whole shipped knowledge base; with --padding products,
+with copies of the shipped BeneFIX product, the heaviest document to check), then measures
 
   import            `medkb import` of the set into a new store (durable, as in production), read
                     model and search index included; above 100,000 documents, in runs of 100,000
@@ -19,6 +21,7 @@ measured in the same run, on the same machine). Only loopback is used; every wai
 """
 import argparse
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -31,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import orjson  # noqa: E402
 import requests  # noqa: E402  (after the path: the bench runs from a checkout)
 
 from bench.delivery import cpu_seconds, group_members  # noqa: E402
@@ -52,23 +56,52 @@ def medkb(*args, env, check=True):
     return result
 
 
-def write_content(folder, total, part_size=None):
-    """The shipped content and padding products up to `total` documents, as files, in parts of
-    up to `part_size` documents (folder/part-000, ...; one part by default). Returns the parts:
-    the first holds the shipped content, the others refer to it."""
+def write_content(folder, total, part_size=None, padding="copies"):
+    """The shipped content and padding up to `total` documents, as files, in parts of about
+    `part_size` documents (folder/part-000, ...; one part by default). Returns the parts.
+
+    Padding "copies" repeats the whole shipped knowledge base (products, FAQs, mechanism, article,
+    sources, people, conditions in the shipped proportions) with every id suffixed, each copy
+    referring only to itself, and tops up with copies of single sources; a part always holds
+    whole copies, so each imports on its own. Padding "products" is every extra document a copy
+    of the shipped BeneFIX product, the heaviest kind to check: the worst case.
+    """
     from api.knowledge.documents import canonical_bytes, content_path, load_set
 
     part_size = part_size or total
     documents = list(load_set([ROOT / "content"]).documents.values())
-    template = next(d for d in documents if d["id"] == "benefix")
-    parts = [folder / f"part-{n:03d}" for n in range(-(-total // part_size))] if part_size < total else [folder]
-    paddings = (dict(template, id=f"scale-product-{n:07d}", name=f"Scale {n}", related=[])
-                for n in range(total - len(documents)))
-    for index, document in enumerate([*documents, *paddings]):
-        path = content_path(parts[index // part_size], document)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(canonical_bytes(document))
+    groups = _padding_groups(documents, total - len(documents), padding)
+    parts, written = [], 0
+    for group in [documents, *groups]:
+        if not parts or (part_size < total and written >= len(parts) * part_size):
+            parts.append(folder / f"part-{len(parts):03d}" if part_size < total else folder)
+        for document in group:
+            path = content_path(parts[-1], document)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(canonical_bytes(document))
+        written += len(group)
     return parts
+
+
+def _padding_groups(documents, count, padding):
+    """`count` padding documents, in groups that must be imported together."""
+    if padding == "products":
+        template = next(d for d in documents if d["id"] == "benefix")
+        for n in range(count):
+            yield [dict(template, id=f"scale-product-{n:07d}", name=f"Scale {n}", related=[])]
+        return
+    # Every string equal to a shipped id is a reference to it (ids are slugs, which no prose is).
+    ids = sorted({document["id"] for document in documents}, key=len, reverse=True)
+    an_id = re.compile('"(' + "|".join(map(re.escape, ids)) + ')"')
+    text = orjson.dumps(documents).decode()
+    copy = 0
+    while count > 0:
+        suffixed = orjson.loads(an_id.sub(lambda match: f'"{match.group(1)}-copy{copy:06d}"', text))
+        # The last, partial copy: sources only, which refer to nothing.
+        group = suffixed if count >= len(suffixed) else [d for d in suffixed if d["type"] == "source"][:count]
+        yield group
+        count -= len(group)
+        copy += 1
 
 
 def group_processes(group):
@@ -104,12 +137,12 @@ def ok(response):
     return response
 
 
-def measure(size, scratch, workers):
+def measure(size, scratch, workers, padding):
     content, db = scratch / f"content-{size}", scratch / f"db-{size}"
     env = {"MEDKB_DB": str(db), "PYTHONPATH": str(ROOT), "MEDKB_RATE_LIMIT_PUBLIC": "off",
            "MEDKB_RATE_LIMIT_EDITORIAL": "off"}
     started = time.perf_counter()
-    parts = write_content(content, size, IMPORT_PART)
+    parts = write_content(content, size, IMPORT_PART, padding)
     print(f"[{size}] content written in {time.perf_counter() - started:.1f} s", flush=True)
     figures = {"import (s)": 0.0}
     for part in parts:
@@ -196,6 +229,8 @@ def main():
                         help="document counts; the first is the baseline (default 100 10000 100000)")
     parser.add_argument("--million", action="store_true", help="also 1,000,000 documents")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--padding", choices=["copies", "products"], default="copies",
+                        help="copies of the shipped knowledge base (default), or of its largest product only")
     parser.add_argument("--keep", type=Path, help="build in this folder and leave it (default: a temporary one)")
     args = parser.parse_args()
     sizes = args.sizes + ([1_000_000] if args.million else [])
@@ -204,7 +239,7 @@ def main():
         scratch = args.keep or Path(temporary)
         scratch.mkdir(parents=True, exist_ok=True)
         for size in sizes:
-            results[size] = measure(size, scratch, args.workers)
+            results[size] = measure(size, scratch, args.workers, args.padding)
             report(results)
             if not args.keep:
                 shutil.rmtree(scratch / f"db-{size}")
