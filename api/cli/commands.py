@@ -205,15 +205,12 @@ def import_(paths, if_empty, force_revert):
         click.echo(str(problem))
     if loaded.problems:
         fail(f"{len(loaded.problems)} problem(s); nothing imported.")
-    message = f"import {' '.join(map(str, paths))}"
     findings, with_errors = lint_set(loaded.documents)
-    if with_errors:
-        # Import publishes what the files say (they are the editors' reviewed copy), but the
-        # audit must show that it published content with open lint errors, and which.
-        message += "; published with open lint errors: " + "; ".join(
-            f"{key} ({', '.join(rules)})" for key, rules in with_errors.items())
-    result = documents.import_(loaded.documents.values(), actor="import", message=message, force=force_revert,
-                               progress=Progress("importing"), loaded=loaded)
+    # Import publishes what the files say (they are the editors' reviewed copy), but the audit
+    # must show which documents it published with open lint errors, each on its own change.
+    notes = {key: f"published with open lint errors: {key} ({', '.join(rules)})" for key, rules in with_errors.items()}
+    result = documents.import_(loaded.documents.values(), actor="import", message=f"import {' '.join(map(str, paths))}",
+                               notes=notes, force=force_revert, progress=Progress("importing"), loaded=loaded)
     # Built here rather than by the first `medkb serve`: at 100,000 documents the first build
     # takes a while, and an import is the offline step, while a start must be ready in seconds.
     prepare_derived()

@@ -122,7 +122,7 @@ class Documents:
 
     # --- import -----------------------------------------------------------------
 
-    def import_(self, documents, *, actor="import", message="", force=False, progress=None, loaded=None):
+    def import_(self, documents, *, actor="import", message="", notes=None, force=False, progress=None, loaded=None):
         """Bring a set of documents (which may refer to each other) into the store, published.
 
         Each document carries the revision it was exported at. The store is the source of truth:
@@ -133,7 +133,9 @@ class Documents:
         and against the set, or the store where the set lacks a reference), so only their
         references are checked again, now against the store under the writer lock.
         The whole applicable set is validated, with the store, before anything is written; it
-        is then committed in batches of up to IMPORT_BATCH documents, each all or nothing."""
+        is then committed in batches of up to IMPORT_BATCH documents, each all or nothing.
+        `notes` ("type/id" -> text) adds to the message of that document's change only: a note on
+        every change of a large import would repeat across the audit log."""
         with self.store.writing():
             batch = {}
             for content in documents:
@@ -172,7 +174,8 @@ class Documents:
             for start in range(0, len(plan), size):
                 chunk = plan[start:start + size]
                 result.written.extend(self.store.commit_batch(
-                    [self._import_commit(action, document, actor, message) for action, document in chunk]))
+                    [self._import_commit(action, document, actor, _with_note(message, document, notes))
+                     for action, document in chunk]))
                 if progress:
                     progress(len(result.unchanged) + len(result.refused) + start + len(chunk), len(batch))
             if progress and not plan:
@@ -210,3 +213,8 @@ class Documents:
             return Commit(state.type, state.id, "publish", actor, override, details, state.head,
                           pointers={"published": state.head, "workflow": {"state": "published"}})
         return self._revision_commit(document, state.head, actor, override, publish=True, details=details)
+
+
+def _with_note(message, document, notes):
+    note = (notes or {}).get(f"{document['type']}/{document['id']}")
+    return f"{message}; {note}" if note else message
