@@ -92,6 +92,13 @@ def test_a_folder_of_new_documents_may_refer_to_what_the_store_holds(tmp_path, c
     assert added.returncode == 0, added.stdout + added.stderr
     assert added.stdout.strip().endswith(f"1 documents: 1 changed, 0 unchanged; store at change {CONTENT_COUNT + 1}.")
     assert Store(db).published("faq", "hemgenix-new-question").content["product"] == "hemgenix"
+    # Linted against what the store holds too: the product's open discrepancy on the mechanism.
+    mechanism = tmp_path / "mechanism-only"
+    shutil.copytree(content_copy / "mechanisms", mechanism / "mechanisms")
+    relinted = medkb(db, "import", mechanism)
+    assert relinted.returncode == 0, relinted.stdout + relinted.stderr
+    assert any(line.startswith("lint: mechanism/hemgenix-mechanism: sections.1.body: warning discrepancy.open: "
+                               "Differs from the label") for line in relinted.stderr.splitlines()), relinted.stderr
 
     # What neither the folder nor the store holds is still refused, and nothing is written.
     (new / "hemgenix-other-question.json").write_text(

@@ -252,11 +252,16 @@ def _grade(words, sentences, syllable_count):
     return 0.39 * (words / sentences) + 11.8 * (syllable_count / words) - 15.59
 
 
-def lint_set(documents, today=None, *, processes=None):
+def lint_set(documents, today=None, *, outside=None, processes=None):
     """(lines to report, {"type/id": [error rules]}) for every lint finding in `documents`, a set
-    load_set accepted: its reference rules passed there, so they are not run again."""
+    load_set accepted: its reference rules passed there, so they are not run again. `outside`
+    ("type/id" -> document): what the set refers to but does not hold (LoadedSet.outside), so a
+    folder of FAQs is linted against its product in the store."""
+    outside = outside or {}
+
     def lookup(type_name, id_):
-        return documents.get(f"{type_name}/{id_}")
+        key = f"{type_name}/{id_}"
+        return documents.get(key) or outside.get(key)
 
     today = today or datetime.date.today()
     lines, with_errors, counts = [], {}, {"error": 0, "warning": 0}
