@@ -131,6 +131,19 @@ def test_a_store_document_that_moved_after_the_files_were_checked_is_checked_aga
     assert store.last_seq() == edited_at
 
 
+def test_a_set_that_failed_its_checks_is_never_imported(tmp_path, store, documents):
+    from api.knowledge.documents import InvalidDocument, load_set
+    from conftest import write_documents
+
+    faq = next(d for d in documents if d["type"] == "faq")
+    write_documents(tmp_path / "new", [dict(faq, id="drug-q9", position=9, product="nothing-like-it")])
+    loaded = load_set([tmp_path / "new"], lookup_outside=Documents(store).lookup_head)
+    before = store.last_seq()
+    with pytest.raises(InvalidDocument, match="refers to product/nothing-like-it"):
+        Documents(store).import_(loaded.documents.values(), loaded=loaded)
+    assert store.last_seq() == before and store.state("faq", "drug-q9") is None
+
+
 def test_import_shows_progress_on_large_sets(tmp_path, documents):
     from conftest import write_documents
 

@@ -136,6 +136,9 @@ class Documents:
         is then committed in batches of up to IMPORT_BATCH documents, each all or nothing.
         `notes` ("type/id" -> text) adds to the message of that document's change only: a note on
         every change of a large import would repeat across the audit log."""
+        if loaded is not None and loaded.problems:  # its checks failed: nothing of it may be written
+            problem = loaded.problems[0]
+            raise InvalidDocument(problem.where, [(problem.field, problem.message)])
         with self.store.writing():
             batch = {}
             for content in documents:
