@@ -91,6 +91,12 @@ def another_builder(db):
         yield
 
 
+def raw(session, url, encoding):
+    """The bytes as sent (not decoded by requests) and the response."""
+    response = session.get(url, headers={"Accept-Encoding": encoding}, stream=True)
+    return response.raw.read(decode_content=False), response
+
+
 def edit_faq(store, answer, publish=True):
     head = store.head("faq", "drug-q1")
     return Documents(store).write(dict(head.content, answer=answer), expected_revision=head.revision, actor="ann",
@@ -213,6 +219,21 @@ def test_the_build_streams_the_published_set_rather_than_holding_the_body(large_
         == bundle.path().read_bytes()
 
 
+def test_serve_builds_the_bundle_before_its_workers_start_and_streams_a_large_one(large_db):
+    folder = bundle_folder(large_db)
+    assert not folder.exists()
+    with serving(large_db, workers=1) as base:
+        built = BundleFiles(ReadModel(Store(large_db), references).file).newest()
+        assert built is not None, "built by `medkb serve` before the first request"
+        inode = os.stat(built.path()).st_ino
+        for name, encoding in ENCODINGS.items():
+            data, response = raw(requests.Session(), f"{base}/v1/bundle", name)
+            assert response.status_code == 200 and response.headers.get("Content-Encoding") == encoding
+            assert int(response.headers["Content-Length"]) == len(data) and data == built.path(encoding).read_bytes()
+    with serving(large_db, workers=1):
+        assert os.stat(built.path()).st_ino == inode, "a restart keeps the bundle that is up to date"
+
+
 STALLING_BUILDER = """
 import contextlib, sys, time
 from pathlib import Path
@@ -267,44 +288,37 @@ def test_a_builder_killed_midway_leaves_no_half_bundle_and_the_next_request_buil
     assert not any(name.endswith(".tmp") for name in files_in(bundle_folder(db))), "the dead builder's files are gone"
 
 
-def raw(session, url, encoding):
-    """The bytes as sent (not decoded by requests) and the response."""
-    response = session.get(url, headers={"Accept-Encoding": encoding}, stream=True)
-    return response.raw.read(decode_content=False), response
+def test_a_served_bundle_in_each_encoding_with_its_tags_and_a_publish_reaching_it(server, content_db):  # noqa: F811
+    session = requests.Session()
+    bodies = {}
+    for name, encoding in ENCODINGS.items():
+        data, response = raw(session, f"{server}/v1/bundle", name)
+        assert response.status_code == 200 and response.headers.get("Content-Encoding") == encoding
+        assert int(response.headers["Content-Length"]) == len(data)
+        assert "Accept-Encoding" in response.headers["Vary"]
+        bodies[name] = data
+        tag = response.headers["ETag"]
+        assert tag.endswith(f'-{encoding}"' if encoding else '"') and tag.startswith('"bundle-')
+        assert session.get(f"{server}/v1/bundle", headers={"Accept-Encoding": name, "If-None-Match": tag}
+                           ).status_code == 304
+    assert gzip.decompress(bodies["gzip"]) == brotli.decompress(bodies["br"]) == bodies["identity"]
+    assert bundle_set(json.loads(bodies["identity"])) == published_set(content_db)
 
+    # Whichever worker answers, the same bytes and tag (fresh connections: not always the same worker).
+    answers = set()
+    for _ in range(8):
+        response = requests.get(f"{server}/v1/bundle", headers={"Connection": "close"})
+        answers.add((response.headers["ETag"], response.content))
+    assert len(answers) == 1
 
-def test_a_served_bundle_in_each_encoding_with_its_tags_and_a_publish_reaching_it(content_db):
-    with serving(content_db) as base:
-        session = requests.Session()
-        bodies = {}
-        for name, encoding in ENCODINGS.items():
-            data, response = raw(session, f"{base}/v1/bundle", name)
-            assert response.status_code == 200 and response.headers.get("Content-Encoding") == encoding
-            assert int(response.headers["Content-Length"]) == len(data)
-            assert "Accept-Encoding" in response.headers["Vary"]
-            bodies[name] = data
-            tag = response.headers["ETag"]
-            assert tag.endswith(f'-{encoding}"' if encoding else '"') and tag.startswith('"bundle-')
-            assert session.get(f"{base}/v1/bundle", headers={"Accept-Encoding": name, "If-None-Match": tag}
-                               ).status_code == 304
-        assert gzip.decompress(bodies["gzip"]) == brotli.decompress(bodies["br"]) == bodies["identity"]
-        assert bundle_set(json.loads(bodies["identity"])) == published_set(content_db)
-
-        # Every worker answers with the same bytes and tags: fresh connections spread over both.
-        answers = set()
-        for _ in range(8):
-            response = requests.get(f"{base}/v1/bundle", headers={"Connection": "close"})
-            answers.add((response.headers["ETag"], response.content))
-        assert len(answers) == 1
-
-        store = Store(content_db)
-        head = store.head("faq", "hemgenix-how-does-it-work")
-        change = Documents(store).write(dict(head.content, question="How does Hemgenix work, in short?"),
-                                        expected_revision=head.revision, actor="ann", publish=True)
-        body = eventually(lambda: (body := requests.get(f"{base}/v1/bundle").json())["cursor"] == str(change.seq)
-                          and body, "the publish reached the bundle")
-        assert bundle_set(body)[("faq", "hemgenix-how-does-it-work")]["question"] == "How does Hemgenix work, in short?"
-        assert bundle_set(body) == published_set(content_db)
+    store = Store(content_db)
+    head = store.head("faq", "hemgenix-how-does-it-work")
+    change = Documents(store).write(dict(head.content, question="How does Hemgenix work, in short?"),
+                                    expected_revision=head.revision, actor="ann", publish=True)
+    body = eventually(lambda: (body := requests.get(f"{server}/v1/bundle").json())["cursor"] == str(change.seq)
+                      and body, "the publish reached the bundle")
+    assert bundle_set(body)[("faq", "hemgenix-how-does-it-work")]["question"] == "How does Hemgenix work, in short?"
+    assert bundle_set(body) == published_set(content_db)
 
 
 def test_a_bundle_then_the_feed_from_its_cursor_is_the_published_set(server, content_db):  # noqa: F811

@@ -46,8 +46,8 @@ def open_store():
 
 def prepare_read_model(store):
     """Build the read model file if it is missing or stale, and apply what the store committed
-    since: done here, once (by `medkb import` and `medkb serve`), so that no worker and no
-    request has to."""
+    since, then the bundle of its published set: done here, once (by `medkb import` and
+    `medkb serve`), so that no worker and no request has to."""
     model = ModelFile(default_path(store), references)
 
     def announce(reason):
