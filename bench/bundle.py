@@ -1,11 +1,11 @@
 """Bundle benchmark: what GET /v1/bundle costs a server as the published set grows, as ratios
 against 100 documents.
 
-    python bench/bundle.py [--sizes 100 10000] [--hundred-thousand] [--workers 2]
+    python bench/bundle.py [--sizes 100 10000] [--hundred-thousand] [--workers 2] [--padding copies|products]
 
-For each size, in one run: writes a valid content set (bench/scale.py's: the shipped content,
-padded with products made from BeneFIX), imports it (`medkb import`, which builds the bundle
-files after the read model), then measures
+For each size, in one run: writes a valid content set (bench/scale.py's: the shipped content and
+suffixed copies of it, or copies of the BeneFIX product with --padding products), imports it
+(`medkb import`, which builds the bundle files after the read model), then measures
 
   body MB           the bundle's size, plain, gzip and br
   build (s), MB     one build of the bundle files in a process of its own, from the read model, and
@@ -74,11 +74,11 @@ def fetch(base, encoding):
     return first_byte * 1000, done * 1000, len(first) + len(rest), response.getheader("ETag")
 
 
-def measure(size, scratch, workers):
+def measure(size, scratch, workers, padding):
     content, db = scratch / f"content-{size}", scratch / f"db-{size}"
     env = {"MEDKB_DB": str(db), "PYTHONPATH": str(ROOT), "MEDKB_RATE_LIMIT_PUBLIC": "off",
            "MEDKB_RATE_LIMIT_EDITORIAL": "off"}
-    for part in write_content(content, size):
+    for part in write_content(content, size, padding=padding):
         started = time.perf_counter()
         medkb("import", part, env=env)
         print(f"[{size}] imported in {time.perf_counter() - started:.1f} s", flush=True)
@@ -133,13 +133,14 @@ def main():
                         help="document counts; the first is the baseline (default 100 10000)")
     parser.add_argument("--hundred-thousand", action="store_true", help="also 100,000 documents")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--padding", choices=["copies", "products"], default="copies")
     args = parser.parse_args()
     sizes = args.sizes + ([100_000] if args.hundred_thousand else [])
     results = {}
     with tempfile.TemporaryDirectory() as temporary:
         scratch = Path(temporary)
         for size in sizes:
-            results[size] = measure(size, scratch, args.workers)
+            results[size] = measure(size, scratch, args.workers, args.padding)
             report(results)
             shutil.rmtree(scratch / f"db-{size}")
 

@@ -148,6 +148,9 @@ def test_the_bundle_is_compressed_once_per_encoding(client, app_bundles):
     assert again.data == packed.data == bundle.path("gzip").read_bytes(), "compressed once, with the bundle"
     assert client.get("/v1/bundle", headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]}
                       ).status_code == 304
+    head = client.head("/v1/bundle", headers={"Accept-Encoding": "gzip"})
+    assert head.status_code == 200 and head.data == b"" and head.headers["ETag"] == packed.headers["ETag"]
+    assert int(head.headers["Content-Length"]) == len(packed.data)
     best = client.get("/v1/bundle", headers={"Accept-Encoding": "br, gzip"})
     assert best.headers["Content-Encoding"] == "br" and brotli.decompress(best.data) == plain.data
     assert best.data == bundle.path("br").read_bytes()

@@ -223,7 +223,7 @@ class Bundles:
             done.wait(max(0.0, started + patience - time.monotonic()))
             newest = self.files.newest()
             if newest is None:
-                raise BundleNotReady(f"{self.files.folder}: the bundle is being built; try again shortly.")
+                raise BundleNotReady("The bundle is being built; try again shortly.")
         if newest.cursor == version:
             self._served = newest
         return newest
@@ -241,7 +241,7 @@ class Bundles:
             except FileNotFoundError:
                 self._served = None
                 bundle = self.current()
-        raise BundleNotReady(f"{self.files.folder}: the bundle is being replaced; try again shortly.")
+        raise BundleNotReady("The bundle is being replaced; try again shortly.")
 
     def _start_build(self):
         with self._lock:
