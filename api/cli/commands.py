@@ -15,7 +15,7 @@ from api.knowledge.jsonschema import document_json_schemas
 from api.knowledge.parallel import fork_map
 from api.services.documents import Documents
 from api.services.lint import lint_set
-from api.services import search as search_service
+from api.services import bundle as bundle_service, search as search_service
 from api.services.webhooks import InvalidSubscription, Settings, SubscriptionNotFound, Webhooks
 from api.services.workflow import Editorial, Scheduler
 from api.store import open_store as store_at
@@ -46,8 +46,8 @@ def open_store():
 
 def prepare_read_model(store):
     """Build the read model file if it is missing or stale, and apply what the store committed
-    since: done here, once (by `medkb import` and `medkb serve`), so that no worker and no
-    request has to."""
+    since, then the bundle of its published set: done here, once (by `medkb import` and
+    `medkb serve`), so that no worker and no request has to."""
     model = ModelFile(default_path(store), references)
 
     def announce(reason):
@@ -55,6 +55,7 @@ def prepare_read_model(store):
             click.echo(f"rebuilding the read model {model.path}: {reason}", err=True)
 
     model.open(store, announce)
+    bundle_service.prepare(model)  # needs the model caught up; a bundle already up to date costs a listing
     model.close()
 
 

@@ -14,6 +14,7 @@ import errno
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import orjson
 
@@ -117,6 +118,22 @@ class ModelView:
         return self.file.applied(self.view)
 
 
+@contextmanager
+def published_snapshot(file, batch=16):
+    """The published set of a model file as of one moment, for reading it whole a batch at a time:
+    (meta, count, documents(type_name)) inside one SQLite read transaction, so a catch-up committed
+    meanwhile by any process is seen entirely or not at all. Use it from a thread of its own: the
+    transaction holds the thread's connection."""
+    db = file._db()
+    db.execute("BEGIN")
+    try:
+        meta = file.meta(db)  # the first read: the transaction's snapshot starts here
+        yield meta, file.count(PUBLISHED), lambda type_name: (
+            Published.from_row(row) for row in file.iterate(PUBLISHED, type_name, batch=batch))
+    finally:
+        db.execute("COMMIT")
+
+
 class ReadModel(ModelView):
     def __init__(self, store, references, check_interval=CHECK_INTERVAL, path=None):
         """references(document) yields the (field, type, id) a document points at: the model keeps
@@ -174,4 +191,4 @@ class ReadModel(ModelView):
         return self.file.publications_after(since)
 
 
-__all__ = ["CHECK_INTERVAL", "HEAD", "PUBLISHED", "ModelView", "Published", "ReadModel"]
+__all__ = ["CHECK_INTERVAL", "HEAD", "PUBLISHED", "ModelView", "Published", "ReadModel", "published_snapshot"]

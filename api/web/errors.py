@@ -68,6 +68,8 @@ def handle_domain_error(error):
         return problem(422, detail=f"{error.key} is not a valid document; see errors.", errors=errors)
     if isinstance(error, StaleWrite):
         headers["ETag"] = f'"{extra["current_etag"]}"'
+    if getattr(error, "retry_after", None):  # a refusal that knows when to come back says so
+        headers["Retry-After"] = str(error.retry_after)
     return problem(status, detail=str(error), headers=headers, **extra)
 
 

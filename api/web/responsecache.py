@@ -20,6 +20,9 @@ from api.web.caching import PRIVATE_PREFIXES, PUBLIC_CACHE
 
 DEFAULT_BYTES = 16 * 1024 * 1024
 MAX_ENTRY_BYTES = 256 * 1024  # larger bodies (big list pages, the bundle) are rendered each time
+# Set by a view whose answer lags the published set it was asked under (the previous bundle while
+# the new one is built): replaying it for this version would hide the newer answer.
+NOT_OF_VERSION = "medkb.not_of_version"
 
 # A cached answer may differ only by these request headers: the key holds each one's raw value.
 KEY_HEADERS = ("HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE", "HTTP_ORIGIN", "HTTP_IF_NONE_MATCH")
@@ -96,6 +99,9 @@ class PublicResponseCache:
             return start_response(status, headers, exc_info)
 
         iterable = self.wsgi_app(environ, capture)
+        declared = next((value for name, value in captured.get("headers", ()) if name.lower() == "content-length"), 0)
+        if int(declared) > MAX_ENTRY_BYTES:
+            return iterable  # too large to keep (a streamed file, the bundle): passed on as it comes
         try:
             body = b"".join(iterable)
         finally:
@@ -103,6 +109,7 @@ class PublicResponseCache:
                 iterable.close()
         status, headers = captured["status"], captured["headers"]
         if (status[:3] in ("200", "304") and len(body) <= MAX_ENTRY_BYTES and self.model.version == version
+                and not environ.get(NOT_OF_VERSION)
                 and ("Cache-Control", PUBLIC_CACHE) in headers
                 and not any(name.lower() == "set-cookie" for name, _ in headers)):
             self._remember(key, version, _Entry(status, tuple(headers), body, environ.get("medkb.route", "unmatched")))

@@ -65,10 +65,24 @@ class BufferedWSGI:
         except _Disconnected:
             return
         environ = self._environ(scope, body)
-        status, response_headers, chunks = await asyncio.get_running_loop().run_in_executor(
-            self.executor, self._run, environ)
+        loop = asyncio.get_running_loop()
+        status, response_headers, chunks, rest = await loop.run_in_executor(self.executor, self._run, environ)
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": b"".join(chunks)})
+        if rest is None:
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+            return
+        # A body of several chunks (a file: the bundle) is sent as it is read, never whole in memory;
+        # each read runs on the app's thread, like the rest of the app.
+        iterator, iterable = rest
+        try:
+            for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            while (chunk := await loop.run_in_executor(self.executor, next, iterator, None)) is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            if hasattr(iterable, "close"):
+                await loop.run_in_executor(self.executor, iterable.close)
 
     async def _read_body(self, receive):
         chunks, size = [], 0
@@ -99,13 +113,21 @@ class BufferedWSGI:
             response["status"], response["headers"] = int(status.split(" ", 1)[0]), headers
 
         iterable = self.wsgi_app(environ, start_response)
+        iterator = iter(iterable)
+        chunks, rest = [], None
         try:
-            chunks = list(iterable)
+            # Two chunks at most here: one is the common answer, sent whole; a second means a
+            # streamed body, whose rest the caller reads a chunk at a time.
+            for chunk in iterator:
+                chunks.append(chunk)
+                if len(chunks) == 2:
+                    rest = iterator, iterable
+                    break
         finally:
-            if hasattr(iterable, "close"):
+            if rest is None and hasattr(iterable, "close"):
                 iterable.close()
         headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response["headers"]]
-        return response["status"], headers, chunks
+        return response["status"], headers, chunks, rest
 
     @staticmethod
     def _environ(scope, body):
