@@ -31,7 +31,8 @@ import orjson
 from schemas import DOCUMENT_TYPES
 
 from api.knowledge.jsontext import script_safe
-from api.services.errors import StorageUnavailable
+from api.services.errors import NotReady
+from api.store.files import removed_on_failure
 from api.store.readmodel import published_snapshot
 
 FOLDER = "bundle"  # beside the read model's file
@@ -53,15 +54,6 @@ FIRST_BUILD_WAIT_S = 5.0
 RETRY_AFTER_S = 5
 
 log = logging.getLogger(__name__)
-
-
-class BundleNotReady(StorageUnavailable):
-    """No bundle is built yet and the build outlasted the wait: try again shortly."""
-
-    retry_after = RETRY_AFTER_S
-
-    def __init__(self, message):
-        Exception.__init__(self, message)
 
 
 @dataclass(frozen=True)
@@ -147,7 +139,9 @@ class BundleFiles:
         temporaries = [path.with_name(f".{path.name}{_TEMPORARY}") for path in final]
         gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip stream, mtime 0, no name
         br = brotli.Compressor(quality=BROTLI_QUALITY)
-        try:
+        with contextlib.ExitStack() as cleanup:  # a failed build leaves none of its temporaries
+            for temporary in temporaries:
+                cleanup.enter_context(removed_on_failure(temporary))
             with contextlib.ExitStack() as files:
                 br_file, gzip_file, plain_file = (files.enter_context(open(path, "wb")) for path in temporaries)
 
@@ -180,11 +174,6 @@ class BundleFiles:
                     os.fsync(file.fileno())
             for temporary, path in zip(temporaries, final):
                 os.replace(temporary, path)
-        except BaseException:
-            for temporary in temporaries:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temporary)
-            raise
 
 
 def prepare(model_file):
@@ -209,7 +198,7 @@ class Bundles:
         self._served = None  # the bundle last found for the model's version
 
     def current(self):
-        """The bundle to serve now; BundleNotReady when there is none yet and its build takes long."""
+        """The bundle to serve now; NotReady when there is none yet and its build takes long."""
         version = self.model.version
         served = self._served
         if served is not None and served.cursor == version:
@@ -223,7 +212,7 @@ class Bundles:
             done.wait(max(0.0, started + patience - time.monotonic()))
             newest = self.files.newest()
             if newest is None:
-                raise BundleNotReady("The bundle is being built; try again shortly.")
+                raise NotReady("The bundle is being built; try again shortly.", RETRY_AFTER_S)
         if newest.cursor == version:
             self._served = newest
         return newest
@@ -241,7 +230,7 @@ class Bundles:
             except FileNotFoundError:
                 self._served = None
                 bundle = self.current()
-        raise BundleNotReady("The bundle is being replaced; try again shortly.")
+        raise NotReady("The bundle is being replaced; try again shortly.", RETRY_AFTER_S)
 
     def _start_build(self):
         with self._lock:

@@ -50,6 +50,14 @@ class CursorAhead(DomainError, ValueError):
     """A feed cursor beyond the store's end: the store was reset or restored."""
 
 
+class NotReady(DomainError):
+    """A derived answer (the bundle) is still being prepared: ask again after `retry_after` seconds."""
+
+    def __init__(self, message, retry_after):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # The store's and the knowledge layer's refusals, named here so that callers above the services
 # (the web layer, the CLI) find every domain error in one place.
 from api.knowledge.documents import InvalidDocument  # noqa: E402
@@ -58,5 +66,5 @@ from api.store.storage import StoreCorrupt  # noqa: E402
 from api.store.subscriptions import SubscriptionNotFound  # noqa: E402
 
 __all__ = ["DomainError", "Forbidden", "IllegalTransition", "Blocked", "AlreadyExists", "Unpublished", "StaleWrite", "NotPublished",
-           "CursorAhead", "Invalid", "InvalidDocument", "SubscriptionNotFound", "NotFound", "StoreError", "StoreCorrupt",
+           "CursorAhead", "NotReady", "Invalid", "InvalidDocument", "SubscriptionNotFound", "NotFound", "StoreError", "StoreCorrupt",
            "StorageFull", "StorageUnavailable"]

@@ -26,7 +26,7 @@ def atomic_write(path, data: bytes, durable=True):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with _removed_on_failure(temporary):
+    with removed_on_failure(temporary):
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -62,7 +62,7 @@ def replace_as_lock_holder(path, data: bytes):
     folder, name = os.path.split(path)
     temporary = f"{folder}/.{name}.tmp"
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with _removed_on_failure(temporary):
+    with removed_on_failure(temporary):
         try:
             _write_all(descriptor, data)
         finally:
@@ -71,7 +71,7 @@ def replace_as_lock_holder(path, data: bytes):
 
 
 @contextlib.contextmanager
-def _removed_on_failure(temporary):
+def removed_on_failure(temporary):
     """A failed write leaves no temporary file behind."""
     try:
         yield

@@ -229,6 +229,17 @@ class ModelFile:
             raise
         db.execute("COMMIT")
 
+    @contextmanager
+    def reading(self):
+        """One read transaction on this thread's connection: every read made inside it sees the
+        file as of its first read, whatever another process commits meanwhile."""
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
     # --- meta -------------------------------------------------------------------
 
     def meta(self, db=None):

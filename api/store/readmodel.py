@@ -124,14 +124,10 @@ def published_snapshot(file, batch=16):
     (meta, count, documents(type_name)) inside one SQLite read transaction, so a catch-up committed
     meanwhile by any process is seen entirely or not at all. Use it from a thread of its own: the
     transaction holds the thread's connection."""
-    db = file._db()
-    db.execute("BEGIN")
-    try:
-        meta = file.meta(db)  # the first read: the transaction's snapshot starts here
+    with file.reading():
+        meta = file.meta()  # the first read: the transaction's snapshot starts here
         yield meta, file.count(PUBLISHED), lambda type_name: (
             Published.from_row(row) for row in file.iterate(PUBLISHED, type_name, batch=batch))
-    finally:
-        db.execute("COMMIT")
 
 
 class ReadModel(ModelView):

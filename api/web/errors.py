@@ -8,7 +8,7 @@ from flask import current_app
 from werkzeug.http import HTTP_STATUS_CODES
 
 from api.services.errors import (AlreadyExists, Blocked, CursorAhead, DomainError, Forbidden, IllegalTransition,
-                                 Invalid, InvalidDocument, NotFound, NotPublished, StaleWrite, StorageFull, StorageUnavailable,
+                                 Invalid, InvalidDocument, NotFound, NotPublished, NotReady, StaleWrite, StorageFull, StorageUnavailable,
                                  StoreError,
                                  SubscriptionNotFound, Unpublished)
 
@@ -31,6 +31,7 @@ ERROR_STATUSES = {
     Blocked: 422,
     StorageFull: 507,  # nothing was committed: the disk is full (RFC 4918)
     StorageUnavailable: 503,  # nothing was committed: the disk failed; try again later
+    NotReady: 503,  # a derived answer is being prepared; Retry-After says when to ask again
     Invalid: 422,
     InvalidDocument: 422,
     StoreError: 409,  # any other refusal of the store: the request conflicts with its state
