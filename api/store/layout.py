@@ -31,18 +31,24 @@ class Layout:
         self.documents = self.root / "documents"
         self.changes = self.root / "changes"
         self.publications = self.root / "publications"
+        self._documents = str(self.documents)
+
+    def document_file(self, type_name, id_, name):
+        """A file in a document's folder, as a string: reads take this path, where pathlib's joins
+        were a third of the time of reading every document (a read model build)."""
+        return f"{self._documents}/{type_name}/{id_}/{name}"
 
     def document_dir(self, type_name, id_):
         return self.documents / type_name / id_
 
     def pointers_path(self, type_name, id_):
-        return self.document_dir(type_name, id_) / POINTERS
+        return Path(self.document_file(type_name, id_, POINTERS))
 
     def previous_pointers_path(self, type_name, id_):
-        return self.document_dir(type_name, id_) / PREVIOUS_POINTERS
+        return Path(self.document_file(type_name, id_, PREVIOUS_POINTERS))
 
     def revision_path(self, type_name, id_, number):
-        return self.document_dir(type_name, id_) / f"{number}.json"
+        return Path(self.document_file(type_name, id_, f"{number}.json"))
 
     @staticmethod
     def segment(seq):
@@ -62,7 +68,7 @@ class Layout:
         return read_json_file(self.head_path) or {}
 
     def read_pointers(self, type_name, id_):
-        path = self.pointers_path(type_name, id_)
+        path = self.document_file(type_name, id_, POINTERS)
         pointers = read_json_file(path)
         if pointers is not None and not isinstance(pointers.get("head"), int):
             raise StoreCorrupt(path, "no head pointer")

@@ -319,12 +319,9 @@ class ModelFile:
         """Every document's rows into the empty tables; returns the latest publication change."""
         batch = _Batch(db)
         latest = 0
-        # states() and revision() rather than entries(): the file store's entries() reads a revision
-        # that is both head and published twice.
-        for state in store.states():
-            published = store.revision(state.type, state.id, state.published) if state.published else None
-            # Most documents' head is their published revision: read and derive it once.
-            head = published if state.head == state.published else store.revision(state.type, state.id, state.head)
+        for state, head, published in store.entries():
+            if published is not None and head.revision == published.revision:
+                head = published  # most documents' head is their published revision: derived and stored once
             if published is not None:
                 batch.add(PUBLISHED, state.type, state.id, published, self._derive(published))
             if head is not None and not head.deleted:

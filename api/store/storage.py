@@ -19,7 +19,8 @@ class StoreCorrupt(RuntimeError):
 def read_json_file(path):
     """The parsed contents of a store file, None when it does not exist, StoreCorrupt when unreadable."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as handle:  # not Path(path).read_bytes(): this is every store read
+            raw = handle.read()
     except FileNotFoundError:
         return None
     try:

@@ -17,7 +17,7 @@ from schemas.fields import SLUG_MAX_LENGTH, SLUG_PATTERN
 from api.store import journal, upgrade
 from api.store.base import StoreBackend
 from api.store.indexes import Indexes
-from api.store.layout import Layout, read_log
+from api.store.layout import PREVIOUS_POINTERS, Layout, read_log
 from api.store.records import (NEW_REVISION, PUBLICATION_KINDS, Change, Commit, Conflict, DocumentState, NotFound,
                                Revision, StorageError, StorageFull, StorageUnavailable, StoreError, Unpublishable,
                                content_hash, storage_error)
@@ -83,7 +83,7 @@ class Store(StoreBackend):
             committed = self.last_seq()
             if pointers.get("last_seq", 0) <= committed:
                 return pointers
-            previous = read_json_file(self.layout.previous_pointers_path(type_name, id_))
+            previous = read_json_file(self.layout.document_file(type_name, id_, PREVIOUS_POINTERS))
             if previous is not None and previous.get("last_seq", 0) <= committed:
                 return previous
             if previous is None and self.layout.read_pointers(type_name, id_) == pointers:
@@ -97,7 +97,7 @@ class Store(StoreBackend):
     state_from_pointers = staticmethod(DocumentState.from_pointers)
 
     def _revision(self, type_name, id_, number):
-        path = self.layout.revision_path(type_name, id_, number)
+        path = self.layout.document_file(type_name, id_, f"{number}.json")
         row = read_json_file(path)
         if row is None:
             raise StoreCorrupt(path, f"revision {number} is missing")
@@ -141,9 +141,11 @@ class Store(StoreBackend):
         for name, id_ in self.keys(type_name):
             pointers = self._pointers(name, id_)
             if pointers:
-                published = pointers.get("published")
-                yield (DocumentState.from_pointers(name, id_, pointers), self._revision(name, id_, pointers["head"]),
-                       self._revision(name, id_, published) if published else None)
+                head, published = pointers["head"], pointers.get("published")
+                head_revision = self._revision(name, id_, head)
+                # Most documents' head is their published revision: read once.
+                yield (DocumentState.from_pointers(name, id_, pointers), head_revision,
+                       head_revision if published == head else self._revision(name, id_, published) if published else None)
 
     def states(self, type_name=None):
         for name, id_ in self.keys(type_name):
