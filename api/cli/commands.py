@@ -3,6 +3,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -81,18 +82,22 @@ def _prepare_on_own_store(prepare):
 class Progress:
     """Progress on standard error for long runs: a live counter on a terminal, a line per 10% otherwise."""
 
-    def __init__(self, label, minimum=200):
+    MINIMUM = 200  # items: a smaller run is over before anyone looks
+
+    def __init__(self, label, minimum=MINIMUM):
         self.label, self.minimum, self.last_decile = label, minimum, -1
         self.tty = sys.stderr.isatty()
+        self.started = time.monotonic()
 
     def __call__(self, done, total):
         if total < self.minimum:
             return
+        line = f"{self.label} {done}/{total} ({time.monotonic() - self.started:.0f} s)"
         if self.tty:
-            click.echo(f"\r{self.label} {done}/{total}", err=True, nl=done == total)
+            click.echo(f"\r{line}", err=True, nl=done == total)
         elif done * 10 // total > self.last_decile:
             self.last_decile = done * 10 // total
-            click.echo(f"{self.label} {done}/{total}", err=True)
+            click.echo(line, err=True)
 
 
 REPORTED = (StoreCorrupt, StoreError, InvalidDocument, OSError)  # what a command reports in one line
@@ -214,7 +219,10 @@ def import_(paths, if_empty, force_revert):
                                notes=notes, force=force_revert, progress=Progress("importing"), loaded=loaded)
     # Built here rather than by the first `medkb serve`: at 100,000 documents the first build
     # takes a while, and an import is the offline step, while a start must be ready in seconds.
+    started = time.monotonic()
     prepare_derived()
+    if len(loaded.documents) >= Progress.MINIMUM:
+        click.echo(f"read model, search index and bundle ready ({time.monotonic() - started:.0f} s)", err=True)
     for refusal in result.refused:
         click.echo(f"{loaded.paths[refusal.key]}: {refusal}", err=True)
     for line in findings:
