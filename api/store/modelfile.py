@@ -324,7 +324,7 @@ class ModelFile:
                 head = published  # most documents' head is their published revision: derived and stored once
             if published is not None:
                 batch.add(PUBLISHED, state.type, state.id, published, self._derive(published))
-            if head is not None and not head.deleted:
+            if not head.deleted:
                 batch.add(HEAD, state.type, state.id, head, self._derive(head), body=head is not published)
             if state.publication_seq:
                 kind = "delete" if state.deleted else "publish" if state.published else "unpublish"
