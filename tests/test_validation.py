@@ -375,6 +375,26 @@ def test_fork_map_runs_closures_in_other_processes_in_order():
         fork_map(lambda n: 1 // (n - 250), range(500), processes=2)
 
 
+def test_a_whole_set_command_runs_without_the_cycle_collector_and_restores_it_even_when_it_fails():
+    import gc
+
+    from api.knowledge.parallel import fork_map, without_cycle_collection
+
+    @without_cycle_collection()
+    def command(fail):
+        # The processes it forks inherit the setting, so they do not traverse the set either.
+        states = fork_map(lambda _: gc.isenabled(), range(4), processes=2) + [gc.isenabled()]
+        if fail:
+            raise SystemExit(1)
+        return states
+
+    assert gc.isenabled()
+    assert command(False) == [False] * 5 and gc.isenabled()
+    with pytest.raises(SystemExit):
+        command(True)
+    assert gc.isenabled()
+
+
 def test_references_the_set_lacks_may_resolve_outside_it_and_those_documents_are_named(tmp_path, documents):
     faq = doc(documents, "faq/drug-q1")
     write_documents(tmp_path, [dict(faq, id="drug-q9", position=9)])

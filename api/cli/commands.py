@@ -13,7 +13,7 @@ from api.app import DEFAULT_STORE, create_app
 from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonical_bytes, content_path, json_files,
                                      load_document, load_set, read_document_file, references)
 from api.knowledge.jsonschema import document_json_schemas
-from api.knowledge.parallel import fork_map
+from api.knowledge.parallel import fork_map, without_cycle_collection
 from api.services.documents import Documents
 from api.services.lint import lint_set
 from api.services import bundle as bundle_service, search as search_service
@@ -129,6 +129,7 @@ def main():
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@without_cycle_collection()
 def validate(paths):
     """Check documents (files or folders, default content/): schemas, references, file names."""
     paths = paths or (Path("content"),)
@@ -188,6 +189,7 @@ def schema(out):
 @click.option("--if-empty", is_flag=True, help="Import only into a store that holds no changes yet (make run).")
 @click.option("--force-revert", is_flag=True,
               help="Apply files even where the store has moved past their revision (the audit log says so).")
+@without_cycle_collection()
 def import_(paths, if_empty, force_revert):
     """Load documents (default content/) into the store and publish them.
 

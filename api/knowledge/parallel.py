@@ -4,6 +4,8 @@ Checking a document is pure CPU work in Python (the schemas are marshmallow), so
 help; forked processes do, and they inherit the set already in memory, so only each item and its
 result cross between processes.
 """
+import contextlib
+import gc
 import multiprocessing
 import os
 
@@ -13,6 +15,22 @@ MIN_PARALLEL_ITEMS = 2000
 CHUNK = 64
 
 _task = None  # the function the forked workers run: set before the fork, so they inherit it
+
+
+@contextlib.contextmanager
+def without_cycle_collection():
+    """For a command that holds a whole set in memory: millions of parsed-JSON objects, none in a
+    reference cycle. The cycle collector would traverse them again and again as they accumulate,
+    in this process and in every process forked from it, and find nothing to free (5-13 s of the
+    checks and lint at 100,000 documents, in two pairs of runs). Reference counting still frees
+    everything they hold."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _run(item):
