@@ -144,8 +144,9 @@ class Store(StoreBackend):
                 head, published = pointers["head"], pointers.get("published")
                 head_revision = self._revision(name, id_, head)
                 # Most documents' head is their published revision: read once.
-                yield (DocumentState.from_pointers(name, id_, pointers), head_revision,
-                       head_revision if published == head else self._revision(name, id_, published) if published else None)
+                published_revision = head_revision if published == head else \
+                    self._revision(name, id_, published) if published else None
+                yield DocumentState.from_pointers(name, id_, pointers), head_revision, published_revision
 
     def states(self, type_name=None):
         for name, id_ in self.keys(type_name):
