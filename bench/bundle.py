@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.scale import medkb, report, worker_rss, write_content  # noqa: E402
+from bench.scale import environment, medkb, report, worker_rss, write_content  # noqa: E402
 from bench.server import Server  # noqa: E402
 
 ENCODINGS = ("identity", "gzip", "br")
@@ -80,8 +80,7 @@ def fetch(base, encoding):
 
 def measure(size, scratch, workers, padding):
     content, db = scratch / f"content-{size}", scratch / f"db-{size}"
-    env = {"MEDKB_DB": str(db), "PYTHONPATH": str(ROOT), "MEDKB_RATE_LIMIT_PUBLIC": "off",
-           "MEDKB_RATE_LIMIT_EDITORIAL": "off"}
+    env = environment(db)
     for part in write_content(content, size, padding=padding):
         started = time.perf_counter()
         medkb("import", part, env=env)

@@ -59,6 +59,12 @@ def medkb(*args, env, check=True):
     return result
 
 
+def environment(db):
+    """What every medkb command and server of a run at `db` gets: no rate limits to skew the figures."""
+    return {"MEDKB_DB": str(db), "PYTHONPATH": str(ROOT), "MEDKB_RATE_LIMIT_PUBLIC": "off",
+            "MEDKB_RATE_LIMIT_EDITORIAL": "off"}
+
+
 def write_content(folder, total, part_size=None, padding="copies"):
     """The shipped content and padding up to `total` documents, as files, in parts of about
     `part_size` documents (folder/part-000, ...; one part by default). Returns the parts.
@@ -142,8 +148,7 @@ def ok(response):
 
 def measure(size, scratch, workers, padding):
     content, db = scratch / f"content-{size}", scratch / f"db-{size}"
-    env = {"MEDKB_DB": str(db), "PYTHONPATH": str(ROOT), "MEDKB_RATE_LIMIT_PUBLIC": "off",
-           "MEDKB_RATE_LIMIT_EDITORIAL": "off"}
+    env = environment(db)
     started = time.perf_counter()
     parts = write_content(content, size, IMPORT_PART, padding)
     print(f"[{size}] content written in {time.perf_counter() - started:.1f} s", flush=True)
