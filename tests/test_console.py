@@ -303,12 +303,25 @@ def test_invalid_edits_are_shown_at_the_field_and_not_saved(ann, content_db, fie
 @pytest.mark.parametrize("form", [{"steps.__n": "lots"}, {"steps.__n": "100000"}, {"revision": "x"},
                                   {"revision": "-1"}, {"revision": "9" * 30}, {"op": "remove:steps.99"},
                                   {"op": "add:nothing"}, {"op": "up:steps"}, {"op": "add:steps.0.title"},
-                                  {"steps.0.position": "x"}, {"tags": "x" * 10}])
+                                  {"steps.0.position": "x"}, {"tags": "x" * 10}, {"steps.__n": "²"}])
 def test_malformed_forms_get_a_clear_answer_never_a_500(ann, form):
     path = "/console/documents/mechanism/hemgenix-mechanism/edit"
     fields = Forms(ann.get(path).text).form("/edit")[1]
     response = ann.post(path, data={**fields, **form})
     assert 200 <= response.status_code < 500 and response.status_code != 303
+
+
+@pytest.mark.parametrize("value, message", [("[" * 5000 + "]" * 5000, "Nested more than 64 levels"),
+                                            ('"\\ud800"', "unpaired surrogate"), ("1e400", "Numbers must be finite"),
+                                            ("[" * 65 + "]" * 65, "Nested more than 64 levels")])
+def test_json_the_store_cannot_keep_is_refused_at_its_input(ann, content_db, value, message):
+    path, field = "/console/documents/product/hemgenix/edit", "label_facts.doses.0.amount"
+    form = Forms(ann.get(path).text).form("/edit")[1]
+    assert field in form
+    for op in ("preview", "save"):
+        response = ann.post(path, data={**form, field: value, "op": op})
+        assert response.status_code == 422 and message in response.text
+    assert Store(content_db).head("product", "hemgenix").revision == 1
 
 
 def test_approve_is_shown_disabled_with_the_reason_to_whoever_may_not_approve(app, keys, ann):
@@ -343,6 +356,7 @@ def test_a_reviewer_is_offered_no_edit_and_the_service_refuses_one(rita, content
     ("publish", {}, "Cannot publish a document that is in_review"),
     ("fly", {}, "There is no action"),
     ("restore", {"restore_revision": "one"}, "not readable"),
+    ("publish", {"publish_at": "9999-12-31T23:59:00-01:00"}, "Out of range once converted to UTC"),
     ("approve", {"etag": "rev-0-nothing"}, "Someone else changed this document"),
 ])
 def test_refused_actions_say_why_and_change_nothing(app, keys, content_db, action, extra, message):

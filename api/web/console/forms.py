@@ -7,7 +7,6 @@ A list says how many items it has in "<path>.__n"; buttons named "op" add, remov
 ("add:steps", "remove:steps.2", "up:steps.2") and re-render the form without saving.
 """
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ from marshmallow import fields, validate
 from schemas.documents import DOCUMENT_SCHEMAS, REFERENCES
 from schemas.fields import CitationSchema
 
+from api.knowledge.documents import TOO_DEEP, parse_json_text, value_problems
 from api.services.workflow import TITLE_FIELDS, title_of  # noqa: F401 (title_of: the pages' name for a document)
 
 # Stamped by the store or fixed by the URL: shown, never edited in the form.
@@ -122,10 +122,18 @@ def _scalar(spec, raw, errors, path):
             return text  # the schema names the problem at the field: "Not a valid integer."
     if spec.kind == "json":
         try:
-            return json.loads(text)
+            value = parse_json_text(text)
         except ValueError as error:
             errors.append((path, f"Not valid JSON: {error}."))
             return None
+        except RecursionError:
+            errors.append((path, TOO_DEEP))
+            return None
+        # What the store cannot keep (a lone surrogate from a \ud800 escape, numbers beyond 2^53,
+        # deep nesting) is refused here, before the page renders it back.
+        problems = value_problems(value)
+        errors.extend((f"{path}.{field}" if field != "_document" else path, message) for field, message in problems)
+        return None if problems else value
     return text
 
 
@@ -137,7 +145,7 @@ def _read(spec, form, path, original, errors):
         count = form.get(f"{path}.{LIST_COUNT}")
         if count is None:
             return original  # not on the form: left as it was
-        if not count.isdigit() or int(count) > 500:
+        if not (count.isascii() and count.isdigit()) or int(count) > 500:
             errors.append((path, "The form's item count is not a number; reload the page."))
             return original
         items = original if isinstance(original, list) else []

@@ -2,9 +2,11 @@
 import datetime
 
 from flask import current_app, g, redirect, render_template, request, url_for
+from marshmallow import ValidationError
 from werkzeug.exceptions import NotFound
 
 from schemas import DOCUMENT_TYPES
+from schemas.http import in_utc_range
 
 from api.services.errors import DomainError, InvalidDocument, StaleWrite, StoreError
 from api.services.errors import NotFound as DocumentNotFound
@@ -273,9 +275,13 @@ def act(type_name, id_):
     try:
         if action == "publish" and request.form.get("publish_at"):
             moment = datetime.datetime.fromisoformat(request.form["publish_at"])
-            publish_at = (moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)).isoformat()
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+            publish_at = moment.isoformat()
+            in_utc_range(moment)  # the API's rule: 9999-12-31T23:59-01:00 has no time in UTC
         if action == "restore":
             restore = int(request.form.get("restore_revision", ""))
+    except ValidationError as error:
+        return _document_page(type_name, id_, 400, problem=plain(f"The time to publish: {error.messages[0]}"))
     except ValueError:
         return _document_page(type_name, id_, 400,
                               problem=plain("The time to publish or the revision to restore is not readable."))
