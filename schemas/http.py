@@ -344,7 +344,8 @@ class DiffQuery(Schema):
 class DiffSchema(Schema):
     """What changed between two revisions."""
 
-    from_ = fields.Integer(data_key="from", required=True)
+    # The service names it as the contract does; `from_` is only Python's name for the field.
+    from_ = fields.Integer(data_key="from", attribute="from", required=True)
     to = fields.Integer(required=True)
     patch = fields.List(fields.Dict(), required=True, metadata={"description": "RFC 6902 JSON Patch"})
     summary = fields.List(fields.String(), required=True)

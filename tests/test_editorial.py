@@ -306,6 +306,7 @@ def test_history_diff_and_restore(client, keys):
     first = client.get(f"{DOC}/revisions/1", headers=auth(keys, "rita")).get_json()
     assert first["document"]["question"] == NEW_FAQ["question"]
     diff = client.get(f"{DOC}/diff?from=1&to=2", headers=auth(keys, "rita")).get_json()
+    assert (diff["from"], diff["to"]) == (1, 2)
     assert {"op": "replace", "path": "/question", "value": "Does Hemgenix last?"} in diff["patch"]
     assert "changed question" in diff["summary"]
     restored = step(client, keys, "ann", "restore", etag, revision=1)

@@ -108,6 +108,10 @@ def story_with_the_generated_client(generated_client, live_server, people, clien
     assert patched.status_code == 200, patched.content
     assert patched.parsed.document["question"] == "Who is Hemgenix for?"
     etag = patched.headers["etag"]
+    diff = api(generated_client, f"{editorial}.diff_revisions").sync(
+        type_=model(generated_client, "DocumentType")("faq"), id=NEW_FAQ["id"], client=editor("reviewer"),
+        from_=1, to=2)
+    assert (diff.from_, diff.to) == (1, 2) and "changed question" in diff.summary
 
     transition_type = model(generated_client, "DocumentType")("faq")
     for role, action in (("author", "submit"), ("reviewer", "approve"), ("publisher", "publish")):
