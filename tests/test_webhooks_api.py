@@ -86,11 +86,13 @@ def test_invalid_subscriptions_are_refused_and_change_nothing(client, admin, bod
     ("/{id}/replay", {"since": "-1"}, 422),
     ("/{id}/deliveries/msg_999999/replay", None, 404),
     ("/{id}/deliveries/not-an-id/replay", None, 422),
+    ("/{id}/deliveries/msg_²/replay", None, 422),
 ])
 def test_replays_of_what_does_not_exist_are_refused(client, admin, subscription, path, body, status):
     url = HOOKS + path.replace("{id}", subscription["id"])
     response = client.post(url, json=body, headers=admin) if body is not None else client.post(url, headers=admin)
     assert response.status_code == status and response.mimetype == "application/problem+json"
+    assert "invalid literal" not in response.get_data(as_text=True)  # Python's words are not the API's
     assert client.get(f"{HOOKS}/{subscription['id']}", headers=admin).get_json()["queued_replays"] == []
 
 

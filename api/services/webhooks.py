@@ -232,7 +232,7 @@ def delivery_id(seq):
 
 def seq_of_delivery(delivery):
     prefix, _, number = (delivery or "").partition("_")
-    if prefix != "msg" or not number.isdigit() or len(number) > 12:
+    if prefix != "msg" or not (number.isascii() and number.isdigit()) or len(number) > 12:  # not "msg_²"
         raise ValueError(f"{delivery!r} is not a delivery id (msg_ and a change number)")
     return int(number)
 
