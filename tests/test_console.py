@@ -94,6 +94,7 @@ def test_pages_need_a_session_and_send_you_back_after_sign_in(app, keys):
     client = app.test_client()
     response = client.get(FAQ)
     assert response.status_code == 302 and response.headers["Location"] == f"/console/sign-in?next={FAQ}"
+    assert response.data == b"" and "Content-Type" not in response.headers  # a redirect has no page
     token = Forms(client.get(response.headers["Location"]).text).form("sign-in")[1]
     response = client.post("/console/sign-in", data={**token, "key": keys["rita"]})
     assert response.headers["Location"] == FAQ
@@ -189,7 +190,10 @@ def test_console_responses_have_a_strict_csp_no_store_and_no_cors(ann, path):
     response = ann.get(path, headers={"Origin": "https://elsewhere.example"})
     assert response.status_code in (200, 302, 404)
     assert response.headers["Content-Security-Policy"] == (
-        "default-src 'self'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'")
+        "default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'")
+    for name in ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"):
+        assert len(response.headers.getlist(name)) == 1, name  # two policies would both apply
     assert response.headers["Cache-Control"] == "no-store"
     assert not [name for name in response.headers.keys() if name.lower().startswith("access-control")]
     if response.mimetype == "text/html":

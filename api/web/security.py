@@ -96,11 +96,13 @@ def harden(response, wildcard_cors=()):
     """after_request: security headers, CORS for the common case, relative redirects, no HTML bodies."""
     path, headers, status = request.path, response.headers, response.status_code
     if path.startswith("/docs"):
-        headers.extend(DOCS_SECURITY_ITEMS)
+        items = DOCS_SECURITY_ITEMS
     elif headers.get("Content-Type", "").startswith("text/html"):
-        headers.extend(PAGE_SECURITY_ITEMS)
+        items = PAGE_SECURITY_ITEMS
     else:
-        headers.extend(SECURITY_ITEMS)
+        items = SECURITY_ITEMS
+    for name, value in items:  # a blueprint's own policy (the console's CSP) stands; two would both apply
+        headers.setdefault(name, value)
     if wildcard_cors and request.method in ("GET", "HEAD") and path.startswith("/v1/") and not path.startswith(
             ("/v1/editorial", "/v1/preview")):
         # The same two headers for every public read; flask-cors, seeing them, leaves the response
@@ -128,4 +130,7 @@ def relative_redirect(response):
         moved.headers.update({name: value for name, value in response.headers.items()
                               if name not in ("Content-Type", "Content-Length")})
         return moved
+    if response.mimetype == "text/html":  # Werkzeug's "Redirecting..." page (the console's redirects)
+        response.set_data(b"")
+        del response.headers["Content-Type"]
     return response

@@ -15,7 +15,8 @@ bp = Blueprint("console", __name__, url_prefix="/console", template_folder="temp
 
 SESSION_COOKIE = "medkb_console"
 SIGN_IN_COOKIE = "medkb_console_sign_in"  # the CSRF token of the sign-in form, before any session exists
-CSP = "default-src 'self'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
 PUBLIC_ENDPOINTS = ("console.sign_in", "console.static")
 
 
@@ -59,8 +60,6 @@ def _console_headers(response):
     if request.path == "/console" or request.path.startswith("/console/"):
         response.headers["Content-Security-Policy"] = CSP
         response.headers["Cache-Control"] = "no-store"
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "same-origin"
         for name in [name for name in response.headers.keys() if name.lower().startswith("access-control-")]:
             del response.headers[name]
     return response
