@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import orjson
 import pytest
 
 from api.store.readmodel import ReadModel
@@ -150,7 +151,13 @@ def test_import_of_a_set_with_a_bad_document_writes_nothing(backend, documents):
     ("documents/faq/drug-q1/pointers.json", lambda b: b"{}"),
     ("changes/00000000.jsonl", lambda b: b[:-3]),
     ("head.json", lambda b: b"{\"seq\": "),
-], ids=["truncated", "zeroed", "not-an-object", "no-pointers", "truncated-changes", "truncated-head"])
+    ("head.json", lambda b: b"{}"),
+    ("head.json", lambda b: b'{"layout": 1}'),
+    ("head.json", lambda b: b'{"layout": 2, "seq": "2", "pending": null}'),
+    ("head.json", lambda b: b'{"layout": 2, "seq": 2, "pending": 7}'),
+    ("head.json", lambda b: b'{"layout": 2, "seq": 2, "pending": {"seq": 3}}'),
+], ids=["truncated", "zeroed", "not-an-object", "no-pointers", "truncated-changes", "truncated-head", "empty-head",
+        "head-says-layout-1", "head-seq-text", "head-pending-number", "head-pending-damaged"])
 def test_corrupt_file_stops_the_store_and_is_left_untouched(store, victim, damage):
     # Opening checks head.json and the current log segment only (it reads no document, so it
     # costs the same at 100,000 documents); a damaged pointers file stops its first reader.
@@ -160,6 +167,30 @@ def test_corrupt_file_stops_the_store_and_is_left_untouched(store, victim, damag
     with pytest.raises(StoreCorrupt) as raised:
         Store(store.root).state("faq", "drug-q1")
     assert str(path) in str(raised.value)
+    assert snapshot(store.root) == before
+
+
+def test_a_layout_2_store_without_head_json_is_refused_not_upgraded(store):
+    """An upgrade from layout 1 rewrites the change logs from layout-1 files; run on a layout-2
+    store that lost head.json, it would have removed every change."""
+    (store.root / "head.json").unlink()
+    before = snapshot(store.root)
+    with pytest.raises(StoreCorrupt, match="head.json"):
+        Store(store.root).state("faq", "drug-q1")
+    assert snapshot(store.root) == before
+
+
+def test_pointers_ahead_of_head_json_are_reported_not_waited_for(store):
+    """A document's pointers and previous pointers both past head.json's last change: not a
+    commit in flight (that keeps the previous ones committed) but damage, reported at once."""
+    before_writes = store.last_seq()
+    for revision, answer in ((1, "Second."), (2, "Third.")):
+        Documents(store).write(dict(faq(store), answer=answer), expected_revision=revision, actor="x")
+    head = store.root / "head.json"
+    head.write_bytes(orjson.dumps({**orjson.loads(head.read_bytes()), "seq": before_writes}))
+    before = snapshot(store.root)
+    with pytest.raises(StoreCorrupt, match="past the store's last"):
+        Store(store.root).state("faq", "drug-q1")
     assert snapshot(store.root) == before
 
 

@@ -65,7 +65,21 @@ class Layout:
         return self.publications / f"{self.segment(seq):08d}.jsonl"
 
     def read_head(self):
-        return read_json_file(self.head_path) or {}
+        head = read_json_file(self.head_path) or {}
+        if head.get("layout") == LAYOUT:
+            seq, pending = head.get("seq"), head.get("pending")
+            if type(seq) is not int or seq < 0:
+                raise StoreCorrupt(self.head_path, f"its last change number is {seq!r}, not a whole number")
+            if pending is not None and not (isinstance(pending, dict) and (
+                    {"batch", "logs"} <= pending.keys() or {"change", "changes", "publications"} <= pending.keys())):
+                raise StoreCorrupt(self.head_path, "its record of the commit in flight is damaged")
+        return head
+
+    def holds_layout_2(self):
+        """Whether anything of layout 2 is here (a change log, a document's folder): such a store
+        whose head.json does not say layout 2 is damaged, not old, and must not be upgraded."""
+        return any(self.changes.glob("*.jsonl")) or any(self.publications.glob("*.jsonl")) or any(
+            path.is_dir() for path in self.documents.glob("*/*"))
 
     def read_pointers(self, type_name, id_):
         path = self.document_file(type_name, id_, POINTERS)

@@ -23,6 +23,9 @@ from api.store.records import (NEW_REVISION, PUBLICATION_KINDS, Change, Commit, 
                                content_hash, storage_error)
 from api.store.storage import StoreCorrupt, read_json_file
 
+# Reads of a document's pointers that may race with commits landing; past this many, the
+# pointers are not racing but ahead of head.json: the store is damaged.
+POINTER_READS = 1000
 _DOCUMENT_ID = re.compile(f"(?=.{{1,{SLUG_MAX_LENGTH}}}$){SLUG_PATTERN.strip('^$')}")
 
 __all__ = ["Store", "Commit", "Change", "Revision", "DocumentState", "StoreError", "NotFound", "Conflict",
@@ -76,7 +79,7 @@ class Store(StoreBackend):
         failed and awaits its rollback) are not believed; the previous ones are."""
         if type_name not in DOCUMENT_TYPES or not _DOCUMENT_ID.fullmatch(id_ if isinstance(id_, str) else ""):
             return None  # no document has that name, and it may not even be a file name (NUL, 255+ bytes)
-        while True:
+        for _ in range(POINTER_READS):
             pointers = self.layout.read_pointers(type_name, id_)
             if pointers is None or pointers.get("last_seq", 0) <= self._committed:
                 return pointers
@@ -89,6 +92,8 @@ class Store(StoreBackend):
             if previous is None and self.layout.read_pointers(type_name, id_) == pointers:
                 return None  # a new document whose first commit is not committed
             # Another commit landed or rolled back between our reads: look again.
+        raise StoreCorrupt(self.layout.pointers_path(type_name, id_),
+                           f"it and the previous pointers record changes past the store's last, {self.last_seq()}")
 
     def state(self, type_name, id_):
         pointers = self._pointers(type_name, id_)

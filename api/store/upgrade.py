@@ -56,6 +56,9 @@ def upgrade(layout: Layout):
         if not layout.head_path.exists() and not layout.documents.exists():
             write_head(layout, 0)  # a new store starts in the current layout
             return
+        if not (_old_documents(layout) or _old_segments(layout)) and layout.holds_layout_2():
+            # Upgrading would rewrite the change logs from layout-1 files that are not there.
+            raise StoreCorrupt(layout.head_path, "missing or not saying layout 2, in a layout-2 store")
         seq, finished = _finish_old_commit(layout, head)
         _write_layout_2(layout, seq, finished)
         os.sync()  # every new file durable before head.json says they are the store
