@@ -194,6 +194,21 @@ def test_a_corrupt_store_file_is_one_line_and_left_as_it_was(tmp_path, content_c
     assert victim.read_bytes() == before
 
 
+def test_an_import_that_committed_says_so_when_a_derived_file_is_damaged(tmp_path, content_copy):
+    """The read model is derived: damaged, it fails the command in one line, which says the
+    import itself was committed (a write that reports failure must not have been)."""
+    db = tmp_path / "db"
+    medkb(db, "import", content_copy)
+    (db / "readmodel.sqlite").write_bytes(b"not a database " * 300)
+    path = content_copy / "faqs" / "hemgenix-how-does-it-work.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "question": "How does Hemgenix work, briefly?"}))
+    result = medkb(db, "import", content_copy)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Imported: the store is at change {CONTENT_COUNT + 1}" in result.stderr
+    assert "the read model (readmodel.sqlite) cannot be used (file is not a database)" in result.stderr
+    assert Store(db).published("faq", "hemgenix-how-does-it-work").content["question"].endswith("briefly?")
+
+
 # --- the store is the source of truth (issue 8.2) ----------------------------------------------
 
 FAQ = "faq/hemgenix-how-does-it-work"

@@ -1,5 +1,6 @@
 """The `medkb` command line. Errors are one line each (file, field, message), never a traceback."""
 import os
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -60,22 +61,32 @@ def prepare_read_model(store):
     model.close()
 
 
-def prepare_derived():
+def prepare_derived(done=""):
     """Fit the read model and the search index to the store before anyone reads: side by side,
-    since each reads every document when it is built from scratch."""
+    since each reads every document when it is built from scratch. `done`: what the command has
+    already committed, said before a failure here, which leaves the store as it is."""
     failures = [message for message in fork_map(_prepare_on_own_store, [prepare_read_model, search_service.prepare],
                                                 processes=2) if message]
     if failures:
-        fail("\n".join(failures))
+        fail("\n".join(([done] if done else []) + failures))
+
+
+DERIVED = {prepare_read_model: "the read model (readmodel.sqlite)", search_service.prepare: "the search index (search/)"}
 
 
 def _prepare_on_own_store(prepare):
     """prepare(store) on a store opened in this (forked) process, which must not share the
     parent's open files and connections; the one-line message of a failure, or None."""
+    store = None
     try:
-        prepare(open_store())
+        store = open_store()
+        prepare(store)
     except REPORTED as error:  # sent back as text: these exceptions do not all survive pickling
         return one_line(error)
+    except sqlite3.Error as error:
+        where = store.location if store is not None else store_path()
+        return (f"{where}: {DERIVED[prepare]} cannot be used ({one_line(error)}). It is derived from the "
+                f"store, which is unaffected: move it aside and run this command again to build it afresh.")
     return None
 
 
@@ -222,7 +233,8 @@ def import_(paths, if_empty, force_revert):
     # Built here rather than by the first `medkb serve`: at 100,000 documents the first build
     # takes a while, and an import is the offline step, while a start must be ready in seconds.
     started = time.monotonic()
-    prepare_derived()
+    prepare_derived(done=f"Imported: the store is at change {store.last_seq()}; but the files it serves from "
+                         f"are not ready:")
     if len(loaded.documents) >= Progress.MINIMUM:
         click.echo(f"read model, search index and bundle ready ({time.monotonic() - started:.0f} s)", err=True)
     for refusal in result.refused:
