@@ -347,3 +347,15 @@ def test_copy_store_moves_a_file_store_to_postgresql_with_its_history_and_number
         copy.close()
     refused = medkb(tmp_path / "node", "db", "copy-store", store.root, url=database_url)
     assert refused.returncode == 1 and "copy into an empty database" in refused.stderr
+
+
+def test_copy_store_leaves_a_folder_that_is_not_a_store_as_it_was(database_url, tmp_path):
+    """Without a database to copy into, or from a folder that holds no store, the command fails
+    in one line and writes nothing into the folder (it used to open it as a new store first)."""
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "faq.json").write_text("{}")
+    for url, message in ((None, "MEDKB_DATABASE_URL"), (database_url, "not a medkb file store")):
+        result = medkb(tmp_path / "node", "db", "copy-store", folder, url=url)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert [path.name for path in folder.iterdir()] == ["faq.json"]

@@ -520,10 +520,14 @@ def db_copy_store(folder):
     and webhook cursors and ETags stay valid. `medkb check` runs on the result."""
     from api.store.postgres import PostgresStore
 
-    source = store_at(folder)
+    # The database first, and the folder only if it is a store already: opening a folder as a
+    # store would create one there, in a command that then fails.
     target = store_at(store_path(), required_database_url())
     if not isinstance(target, PostgresStore):
         fail("db copy-store: MEDKB_DATABASE_URL must name the PostgreSQL database to copy into")
+    if not (folder / "head.json").is_file():
+        fail(f"{folder}: not a medkb file store (it has no head.json); nothing was copied.")
+    source = store_at(folder)
     documents, changes = target.copy_from(source, progress=Progress("copying"))
     problems = target.verify()
     for problem in problems:
