@@ -177,6 +177,24 @@ def test_unreadable_file_gets_one_line(kb_folder, case, data, message):
     assert problems == [f"{path}: {message}"]
 
 
+def test_a_fifo_is_refused_rather_than_waited_on(kb_folder):
+    os.mkfifo(kb_folder / "faqs" / "pipe.json")
+    assert [str(p) for p in load_set([kb_folder]).problems] == [
+        f"{kb_folder / 'faqs' / 'pipe.json'}: is not a regular file, expected a JSON file"]
+
+
+@pytest.mark.parametrize("text, line", [
+    ('{"type": ["faq"], "id": "drug-q1"}', "type: Must be one of"),
+    ('{"\\udfff": 1, "type": "faq", "id": "drug-q1"}', "\\udfff: Contains an unpaired surrogate"),
+])
+def test_odd_types_and_keys_are_one_line_on_the_command_line(kb_folder, text, line):
+    path = kb_folder / "faqs" / "drug-q1.json"
+    path.write_text(text)
+    result = medkb("validate", path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert any(printed.startswith(f"{path}: {line}") for printed in result.stdout.splitlines()), result.stdout
+
+
 def test_folder_where_a_file_was_expected(kb_folder):
     (kb_folder / "faqs" / "folder.json").mkdir()
     assert [str(p) for p in load_set([kb_folder]).problems] == [f"{kb_folder / 'faqs' / 'folder.json'}: is a folder, expected a JSON file"]

@@ -84,7 +84,8 @@ def value_problems(value):
 
 def _dotted(path):
     """A field path as the schemas report it ("steps.0.title"), kept short for very deep ones."""
-    shown = ".".join(str(part) for part in path[:8])
+    # A key may itself be what is wrong (a lone surrogate): shown escaped, so the line prints.
+    shown = ".".join(str(part).encode("utf-8", "backslashreplace").decode() for part in path[:8])
     return shown + (".…" if len(path) > 8 else "") if path else "_document"
 
 
@@ -117,6 +118,8 @@ def read_document_file(path):
     path = Path(path)
     if path.is_dir():
         raise DocumentFileError("is a folder, expected a JSON file")
+    if path.exists() and not path.is_file():  # reading a FIFO or a device would wait or never end
+        raise DocumentFileError("is not a regular file, expected a JSON file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -157,7 +160,7 @@ def flatten_errors(errors, prefix=""):
 def schema_errors(document):
     """(field, message) pairs for one document against its type's schema, after migration."""
     type_name = document.get("type")
-    schema = _SCHEMAS.get(type_name)
+    schema = _SCHEMAS.get(type_name) if isinstance(type_name, str) else None
     if schema is None:
         return [("type", f"Must be one of: {', '.join(sorted(_SCHEMAS))}.")]
     return sorted(flatten_errors(schema.validate(document)))
@@ -282,7 +285,8 @@ def check_location(path, document):
     if isinstance(document.get("id"), str) and path.stem != document["id"]:
         errors.append(("id", f"is '{document['id']}' but the file is named '{path.name}'; they must match."))
     folder_type = FOLDER_TYPES.get(path.parent.name)
-    if folder_type and document.get("type") in DOCUMENT_SCHEMAS and document.get("type") != folder_type:
+    if folder_type and isinstance(document.get("type"), str) and document["type"] in DOCUMENT_SCHEMAS \
+            and document["type"] != folder_type:
         errors.append(("type", f"is '{document['type']}' but the file is in {path.parent.name}/, "
                                f"which holds {folder_type} documents."))
     return errors
