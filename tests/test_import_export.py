@@ -178,6 +178,17 @@ def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content
     assert f"{victim}: revision 1: content does not match its hash" in bad.stdout
 
 
+def test_check_names_an_unreadable_index_file_and_repair_rebuilds_it_in_one_line(tmp_path, content_copy):
+    db = tmp_path / "db"
+    medkb(db, "import", content_copy)
+    (db / "indexes.sqlite").write_bytes(b"not a database " * 300)
+    checked = medkb(db, "check")
+    assert checked.returncode == 1 and f"{db / 'indexes.sqlite'}: cannot be read (file is not a database)" in checked.stdout
+    repaired = medkb(db, "check", "--repair")
+    assert repaired.returncode == 0 and "Traceback" not in repaired.stderr, repaired.stderr
+    assert repaired.stdout.strip().endswith(f"change sequence at {CONTENT_COUNT}: OK.")
+
+
 def test_a_corrupt_store_file_is_one_line_and_left_as_it_was(tmp_path, content_copy):
     db = tmp_path / "db"
     medkb(db, "import", content_copy)

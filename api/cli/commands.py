@@ -1,4 +1,5 @@
 """The `medkb` command line. Errors are one line each (file, field, message), never a traceback."""
+import logging
 import os
 import sqlite3
 import sys
@@ -121,8 +122,21 @@ def one_line(error):
     return str(error)
 
 
+class OneLineLog(logging.Formatter):
+    """What the store logs while a command runs (a derived file it could not update), as one
+    line with its cause: the command line shows no tracebacks."""
+
+    def format(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        return record.getMessage() + (f" ({one_line(error)})" if error is not None else "")
+
+
 class Commands(click.Group):
     def invoke(self, ctx):
+        if not logging.getLogger("api").handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(OneLineLog())
+            logging.getLogger("api").addHandler(handler)
         try:
             return super().invoke(ctx)
         except REPORTED as error:
@@ -286,6 +300,11 @@ def check(repair):
         store.indexes.rebuild(store)
         click.echo(f"{store.indexes.path}: rebuilt from the change log.", err=True)
     problems = store.verify()
+    try:
+        store.indexes.applied_seq()
+    except sqlite3.Error as error:
+        problems.append(f"{store.indexes.path}: cannot be read ({error}); `medkb check --repair` rebuilds it "
+                        f"from the change log.")
     for problem in problems:
         click.echo(problem)
     if problems:
