@@ -2,6 +2,9 @@
 # Headers stay http.client messages, which compare names case-insensitively as RFC 9110 says:
 # granian (hyper) sends them in lower case, as HTTP/2 requires.
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -10,7 +13,7 @@ import pytest
 
 from api.services.documents import Documents
 from api.store.store import Store
-from conftest import CONTENT_COUNT
+from conftest import CONTENT_COUNT, ROOT
 from servers import serving
 from test_production import sample
 
@@ -149,3 +152,11 @@ def test_serve_publishes_on_schedule_with_no_request(server, secrets):
     # Counted by the serving process itself, where the scheduler runs, and added to the workers' counts.
     status, _, scraped = get(f"{server}/metrics", bearer(secrets, "ada"))
     assert status == 200 and sample(scraped.decode(), "medkb_scheduled_publishes_total", type="faq") == 1
+
+
+@pytest.mark.parametrize("option", ["--header-timeout", "--body-timeout"])
+def test_a_timeout_that_is_not_a_number_is_refused_before_serving(tmp_path, option):
+    result = subprocess.run([sys.executable, "-m", "api.cli", "serve", option, "nan"], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, "MEDKB_DB": str(tmp_path / "db")}, timeout=60)
+    assert result.returncode == 2 and "'nan' is not a number of seconds" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "db").exists()

@@ -76,8 +76,15 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path, arguments, message)
     assert medkb(tmp_path / "db", "list").stdout == ""
 
 
-def test_a_malformed_setting_is_one_line_naming_it(tmp_path):
-    result = medkb(tmp_path / "db", "list", MEDKB_WEBHOOK_BACKOFF="soon")
-    assert result.returncode == 1 and result.stderr.startswith("MEDKB_WEBHOOK_BACKOFF='soon'")
+@pytest.mark.parametrize("name, value", [("MEDKB_WEBHOOK_BACKOFF", "soon"), ("MEDKB_WEBHOOK_CONNECT_TIMEOUT", "inf"),
+                                         ("MEDKB_WEBHOOK_READ_TIMEOUT", "nan"), ("MEDKB_WEBHOOK_CONCURRENCY", "1.5"),
+                                         ("MEDKB_WEBHOOK_CONCURRENCY", "0")])
+def test_a_malformed_setting_is_one_line_naming_it(tmp_path, name, value):
+    result = medkb(tmp_path / "db", "list", **{name: value})
+    assert result.returncode == 1 and result.stderr.startswith(f"{name}={value!r}: must be")
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_malformed_allow_list_is_one_line_naming_it(tmp_path):
     result = medkb(tmp_path / "db", "list", allow="127.0.0.1,intranet")
     assert result.returncode == 1 and "MEDKB_WEBHOOK_ALLOW: 'intranet'" in result.stderr

@@ -122,6 +122,16 @@ def one_line(error):
     return str(error)
 
 
+class Seconds(click.FloatRange):
+    """A bounded number of seconds that is a number: NaN passes FloatRange, comparing false with both bounds."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number of seconds.", param, ctx)
+        return number
+
+
 class OneLineLog(logging.Formatter):
     """What the store logs while a command runs (a derived file it could not update), as one
     line with its cause: the command line shows no tracebacks."""
@@ -341,7 +351,7 @@ def supervise_scheduler(stop):
 
 
 @main.command()
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(0.05, 3600))
+@click.option("--interval", default=1.0, show_default=True, type=Seconds(0.05, 3600))
 @click.option("--once", is_flag=True, help="Publish what is due now, then exit.")
 def worker(interval, once):
     """Publish scheduled documents when they fall due (`medkb serve` runs this itself)."""
@@ -579,9 +589,9 @@ def openapi(out):
 @click.option("--workers", default=max(2, os.cpu_count() or 1), show_default=True, type=click.IntRange(1, 64))
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request to standard output.")
-@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(0.001, 60),
+@click.option("--header-timeout", default=10.0, show_default=True, type=Seconds(0.001, 60),
               envvar="MEDKB_HEADER_TIMEOUT", help="Seconds a client may take to send its request line and headers.")
-@click.option("--body-timeout", default=30.0, show_default=True, type=click.FloatRange(0.001, 3600),
+@click.option("--body-timeout", default=30.0, show_default=True, type=Seconds(0.001, 3600),
               envvar="MEDKB_BODY_TIMEOUT", help="Seconds a client may take to send its request body.")
 def serve(host, port, workers, access_log, header_timeout, body_timeout):
     """Serve the API with granian: several worker processes sharing one read model file.

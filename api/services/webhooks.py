@@ -67,7 +67,9 @@ class _Rewound(Exception):
     """A replay moved the cursor while a run was delivering: the run stops and the next one re-reads."""
 
 
-def _float_setting(environ, name, default, minimum):
+def _number_setting(environ, name, default, minimum, maximum=365 * 86400, unit="a number of seconds", whole=False):
+    """A MEDKB_WEBHOOK_* number, within bounds: an infinite timeout overflows the clock, and NaN
+    compares false with everything."""
     raw = environ.get(name)
     if raw in (None, ""):
         return default
@@ -75,9 +77,9 @@ def _float_setting(environ, name, default, minimum):
         value = float(raw)
     except ValueError:
         value = None
-    if value is None or value < minimum or value != value:
-        raise ValueError(f"{name}={raw!r}: must be a number of seconds >= {minimum}")
-    return value
+    if value is None or not minimum <= value <= maximum or (whole and value != int(value)):
+        raise ValueError(f"{name}={raw!r}: must be {unit} from {minimum:g} to {maximum:g}")
+    return int(value) if whole else value
 
 
 def parse_allow(raw):
@@ -105,14 +107,14 @@ class Settings:
     @classmethod
     def from_env(cls, environ):
         """From MEDKB_WEBHOOK_* variables; ValueError naming the variable when one is malformed."""
-        concurrency = _float_setting(environ, "MEDKB_WEBHOOK_CONCURRENCY", cls.concurrency, 1)
         return cls(allow=parse_allow(environ.get("MEDKB_WEBHOOK_ALLOW")),
-                   backoff=_float_setting(environ, "MEDKB_WEBHOOK_BACKOFF", cls.backoff, 0.01),
-                   backoff_max=_float_setting(environ, "MEDKB_WEBHOOK_BACKOFF_MAX", cls.backoff_max, 0.01),
-                   give_up=_float_setting(environ, "MEDKB_WEBHOOK_GIVE_UP", cls.give_up, 0),
-                   connect_timeout=_float_setting(environ, "MEDKB_WEBHOOK_CONNECT_TIMEOUT", cls.connect_timeout, 0.1),
-                   read_timeout=_float_setting(environ, "MEDKB_WEBHOOK_READ_TIMEOUT", cls.read_timeout, 0.1),
-                   concurrency=int(concurrency))
+                   backoff=_number_setting(environ, "MEDKB_WEBHOOK_BACKOFF", cls.backoff, 0.01),
+                   backoff_max=_number_setting(environ, "MEDKB_WEBHOOK_BACKOFF_MAX", cls.backoff_max, 0.01),
+                   give_up=_number_setting(environ, "MEDKB_WEBHOOK_GIVE_UP", cls.give_up, 0),
+                   connect_timeout=_number_setting(environ, "MEDKB_WEBHOOK_CONNECT_TIMEOUT", cls.connect_timeout, 0.1),
+                   read_timeout=_number_setting(environ, "MEDKB_WEBHOOK_READ_TIMEOUT", cls.read_timeout, 0.1),
+                   concurrency=_number_setting(environ, "MEDKB_WEBHOOK_CONCURRENCY", cls.concurrency, 1, 256,
+                                               unit="a whole number", whole=True))
 
 
 # --- safe targets ----------------------------------------------------------------
