@@ -68,6 +68,9 @@ def test_add_list_test_log_replay_remove(store, receiver):
     (("remove", "wh_00000000"), "No webhook subscription 'wh_00000000'"),
     (("test", "../../etc"), "No webhook subscription '../../etc'"),
     (("replay", "wh_00000000", "--since", "1"), "No webhook subscription"),
+    (("add", "http://127.0.0.1:1/hook\nx"), "must not contain spaces or control characters"),
+    (("add", "http://127.0.0.1:1/ho\tok"), "must not contain spaces or control characters"),
+    (("add", "http://127.0.0.1:1/hook", "--description", "two\nlines"), "One line of text"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(tmp_path, arguments, message):
     result = medkb(tmp_path / "db", *arguments)

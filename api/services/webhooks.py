@@ -131,6 +131,8 @@ def resolve_target(url, allow):
     Every address the name resolves to must be allowed: one private answer refuses the whole URL."""
     if not isinstance(url, str) or len(url) > MAX_URL_LENGTH:
         raise UnsafeTarget(f"must be a URL of at most {MAX_URL_LENGTH} characters")
+    if not url.isprintable() or " " in url:  # urlsplit drops tabs and newlines, so it would check another URL
+        raise UnsafeTarget("must not contain spaces or control characters (percent-encode them)")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -273,6 +275,8 @@ class Webhooks:
             errors["types"] = [f"Unknown type(s) {', '.join(map(str, unknown))}; use {', '.join(DOCUMENT_TYPES)}."]
         if len(description or "") > 200:
             errors["description"] = ["At most 200 characters."]
+        elif not (description or "").isprintable():
+            errors["description"] = ["One line of text, without control characters."]
         if errors:
             raise InvalidSubscription(errors)
         return self.subscriptions.create(url, events, types, description or "", start_cursor=self.store.last_seq())
