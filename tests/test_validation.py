@@ -166,6 +166,8 @@ BAD_FILES = [
     ("not utf-8", b'{"id": "caf\xe9"}', "is not UTF-8 (byte 11)"),
     ("array", b"[1, 2]", "expected a JSON object, found list"),
     ("string", b'"hello"', "expected a JSON object, found str"),
+    ("duplicate key", b'{"type": "faq", "citations": [{"source": "a", "source": "b"}]}',
+     "names the key 'source' twice in one object; keep one"),
 ]
 
 

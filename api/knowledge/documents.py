@@ -95,10 +95,26 @@ def _parse_int(literal):
     return int(literal) if len(literal) <= 20 else float(literal)
 
 
-def parse_json_text(text):
+class DuplicateKey(ValueError):
+    """An object naming the same key twice: JSON parsers keep one of the two values, silently."""
+
+
+def _object(pairs):
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return result
+
+
+def parse_json_text(text, *, unique_keys=False):
     """json.loads for untrusted text: any length of number parses (value_problems judges it).
-    Raises json.JSONDecodeError, or RecursionError for nesting deeper than Python can follow."""
-    return json.loads(text, parse_int=_parse_int)
+    Raises json.JSONDecodeError, or RecursionError for nesting deeper than Python can follow;
+    with unique_keys, DuplicateKey for an object that names a key twice."""
+    return json.loads(text, parse_int=_parse_int, object_pairs_hook=_object if unique_keys else None)
 
 
 class InvalidDocument(ValueError):
@@ -133,7 +149,12 @@ def read_document_file(path):
     except UnicodeDecodeError as error:
         raise DocumentFileError(f"is not UTF-8 (byte {error.start})") from None
     try:
-        document = parse_json_text(text)
+        # A key twice in a file is an editing slip (a merge, a paste) whose first value would
+        # vanish without a word.
+        document = parse_json_text(text, unique_keys=True)
+    except DuplicateKey as error:
+        key = str(error).encode("utf-8", "backslashreplace").decode()
+        raise DocumentFileError(f"names the key '{key}' twice in one object; keep one") from None
     except json.JSONDecodeError as error:
         raise DocumentFileError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
     except RecursionError:
