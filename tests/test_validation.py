@@ -433,3 +433,12 @@ def test_references_the_set_lacks_may_resolve_outside_it_and_those_documents_are
     del held["source/src"]
     assert [p.message for p in load_set([tmp_path], lookup_outside=store).problems] == [
         "refers to source/src, which does not exist."]
+
+
+@pytest.mark.parametrize("arguments", [["export", "--out", ""], ["schema", "--out", ""], ["openapi", "--out", ""],
+                                       ["validate", ""], ["import", ""], ["migrate", ""]])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(tmp_path, arguments):
+    result = subprocess.run([sys.executable, "-m", "api.cli", *arguments], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "MEDKB_DB": str(tmp_path / "db")}, timeout=120)
+    assert result.returncode == 2 and "an empty path names no file or folder" in result.stderr
+    assert list(tmp_path.iterdir()) == []

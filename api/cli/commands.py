@@ -122,6 +122,16 @@ def one_line(error):
     return str(error)
 
 
+class GivenPath(click.Path):
+    """click.Path without the empty name, which Path() reads as the current folder: `export --out ""`
+    wrote the documents wherever the command ran."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path names no file or folder.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Seconds(click.FloatRange):
     """A bounded number of seconds that is a number: NaN passes FloatRange, comparing false with both bounds."""
 
@@ -163,7 +173,7 @@ def main():
 
 
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=GivenPath(path_type=Path))
 @without_cycle_collection()
 def validate(paths):
     """Check documents (files or folders, default content/): schemas, references, file names."""
@@ -183,7 +193,7 @@ def validate(paths):
 
 
 @main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=GivenPath(path_type=Path))
 def migrate(paths):
     """Rewrite older-format documents in place in the current format."""
     paths = paths or (Path("content"),)
@@ -209,7 +219,7 @@ def migrate(paths):
 
 
 @main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("schemas/json"), show_default=True)
+@click.option("--out", type=GivenPath(path_type=Path), default=Path("schemas/json"), show_default=True)
 def schema(out):
     """Write a JSON Schema per document type, for validation in editors."""
     out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +230,7 @@ def schema(out):
 
 
 @main.command("import")
-@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=GivenPath(exists=True, path_type=Path))
 @click.option("--if-empty", is_flag=True, help="Import only into a store that holds no changes yet (make run).")
 @click.option("--force-revert", is_flag=True,
               help="Apply files even where the store has moved past their revision (the audit log says so).")
@@ -275,7 +285,7 @@ def import_(paths, if_empty, force_revert):
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("content"), show_default=True)
+@click.option("--out", type=GivenPath(file_okay=False, path_type=Path), default=Path("content"), show_default=True)
 def export(out):
     """Write every published document to OUT in the canonical file form.
 
@@ -492,9 +502,9 @@ def webhooks_log(subscription_id, limit):
 def webhooks_replay(subscription_id, since, delivery):
     """Replay from a cursor or one delivery by id; with neither, resume a failing subscription."""
     service = webhook_service()
-    if delivery and since is not None:
+    if delivery is not None and since is not None:
         fail("webhooks replay: give --since or --delivery, not both")
-    if delivery:
+    if delivery is not None:  # "" is not a delivery, and not a request to resume either
         webhook_call(service.replay_delivery, subscription_id, delivery)
         click.echo(f"{subscription_id}: {delivery} queued; the worker sends it")
     else:
@@ -541,7 +551,7 @@ def db_migrate():
 
 
 @db.command("copy-store")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=GivenPath(exists=True, file_okay=False, path_type=Path))
 def db_copy_store(folder):
     """Copy a file store (FOLDER) into the empty database, with all its history and numbers.
 
@@ -576,7 +586,7 @@ def openapi_yaml():
 
 
 @main.command()
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("openapi.yaml"), show_default=True)
+@click.option("--out", type=GivenPath(dir_okay=False, path_type=Path), default=Path("openapi.yaml"), show_default=True)
 def openapi(out):
     """Write the OpenAPI document generated from the code (commit it; a test checks it is current)."""
     atomic_write(out, openapi_yaml().encode())
