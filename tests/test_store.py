@@ -362,3 +362,13 @@ def test_a_name_no_document_can_have_finds_nothing_and_raises_nothing(any_store,
     # Found by a console form that sent a NUL in a reference: it reached the file system.
     assert store.state("faq", id_) is None and store.head("faq", id_) is None
     assert store.revisions("faq", id_) == [] and store.published("faq", id_) is None
+
+
+def test_a_store_path_that_is_a_file_is_refused_and_left_alone(tmp_path):
+    from api.store.store import StoreError
+
+    path = tmp_path / "notes.txt"
+    path.write_text("not a store")
+    with pytest.raises(StoreError, match="is a file, not a store folder"):
+        Store(path)
+    assert path.read_text() == "not a store"

@@ -137,7 +137,7 @@ def resolve_target(url, allow):
         parts = urlsplit(url)
         port = parts.port
     except ValueError as error:
-        raise UnsafeTarget(f"not a valid URL ({error})") from None
+        raise UnsafeTarget(f"is not a valid URL ({error})") from None
     if parts.scheme not in ("http", "https"):
         raise UnsafeTarget("must be an http or https URL")
     if not parts.hostname:

@@ -47,6 +47,8 @@ class Store(StoreBackend):
         self.commits = 0  # commits made through this object: lets this process read its own writes at once
         self._local = threading.local()
         self.indexes = Indexes(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root}: is a file, not a store folder; nothing was changed.")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock = FileLock(str(self.layout.lock_path))

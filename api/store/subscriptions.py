@@ -82,7 +82,7 @@ class Subscriptions:
     # --- definitions -------------------------------------------------------------
 
     def _definition_path(self, sub_id):
-        if not (isinstance(sub_id, str) and sub_id.startswith("wh_") and sub_id[3:].isalnum()):
+        if not (isinstance(sub_id, str) and sub_id.startswith("wh_") and sub_id[3:].isalnum() and len(sub_id) <= 64):
             raise SubscriptionNotFound(f"No webhook subscription {sub_id!r}.")
         return self.definitions / f"{sub_id}.json"
 
