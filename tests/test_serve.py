@@ -160,3 +160,12 @@ def test_a_timeout_that_is_not_a_number_is_refused_before_serving(tmp_path, opti
                             text=True, env={**os.environ, "MEDKB_DB": str(tmp_path / "db")}, timeout=60)
     assert result.returncode == 2 and "'nan' is not a number of seconds" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "db").exists()
+
+
+def test_a_rate_limit_storage_that_cannot_be_used_is_one_line_before_serving(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "MEDKB_DB": str(tmp_path / "db"),
+                                 "MEDKB_RATE_LIMIT_STORAGE": "nonsense://x"}, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "MEDKB_RATE_LIMIT_STORAGE: 'nonsense://x' cannot be used (unknown storage scheme " \
+                                    ": nonsense://x)"

@@ -671,13 +671,22 @@ def check_serve_settings():
     line at start-up rather than a traceback in every worker."""
     from urllib.parse import urlsplit
 
-    from api.web.ratelimits import parse_limits
+    from limits.errors import ConfigurationError
+    from limits.storage import storage_from_string
+
+    from api.web.ratelimits import parse_limits  # also registers its medkb-sqlite:// storage
 
     for name in ("MEDKB_RATE_LIMIT_PUBLIC", "MEDKB_RATE_LIMIT_EDITORIAL"):
         try:
             parse_limits(name, os.environ.get(name) or "off")
         except ValueError as error:
             fail(str(error))
+    storage = os.environ.get("MEDKB_RATE_LIMIT_STORAGE")
+    if storage:
+        try:
+            storage_from_string(storage)
+        except (ConfigurationError, ValueError) as error:
+            fail(f"MEDKB_RATE_LIMIT_STORAGE: {storage!r} cannot be used ({one_line(error)})")
     cache_bytes = os.environ.get("MEDKB_RESPONSE_CACHE_BYTES")
     if cache_bytes and not (cache_bytes.isdigit() and cache_bytes.isascii()):
         fail(f"MEDKB_RESPONSE_CACHE_BYTES: {cache_bytes!r} is not a number of bytes such as 16777216 (0 turns the "
