@@ -69,7 +69,7 @@ class Layout:
         if head.get("layout") == LAYOUT:
             seq, pending = head.get("seq"), head.get("pending")
             if type(seq) is not int or seq < 0:
-                raise StoreCorrupt(self.head_path, f"its last change number is {seq!r}, not a whole number")
+                raise StoreCorrupt(self.head_path, f"its last change number is {seq!r}, not a whole number from 0")
             if pending is not None and not (isinstance(pending, dict) and (
                     {"batch", "logs"} <= pending.keys() or {"change", "changes", "publications"} <= pending.keys())):
                 raise StoreCorrupt(self.head_path, "its record of the commit in flight is damaged")
