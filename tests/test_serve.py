@@ -3,6 +3,7 @@
 # granian (hyper) sends them in lower case, as HTTP/2 requires.
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import pytest
 from api.services.documents import Documents
 from api.store.store import Store
 from conftest import CONTENT_COUNT, ROOT
-from servers import serving
+from servers import free_port, serving
 from test_production import sample
 
 
@@ -154,18 +155,29 @@ def test_serve_publishes_on_schedule_with_no_request(server, secrets):
     assert status == 200 and sample(scraped.decode(), "medkb_scheduled_publishes_total", type="faq") == 1
 
 
+def refused_before_serving(tmp_path, args, env=None):
+    """`medkb serve ARGS` expected to refuse at once; on its own port and session, so that a
+    regression that does serve is stopped, workers and all, rather than left behind."""
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(free_port()), *args], cwd=ROOT,
+                               env={**os.environ, "MEDKB_DB": str(tmp_path / "db"), **(env or {})},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"serve {args} started instead of refusing")
+    return process.returncode, stderr
+
+
 @pytest.mark.parametrize("option", ["--header-timeout", "--body-timeout"])
 def test_a_timeout_that_is_not_a_number_is_refused_before_serving(tmp_path, option):
-    result = subprocess.run([sys.executable, "-m", "api.cli", "serve", option, "nan"], cwd=ROOT, capture_output=True,
-                            text=True, env={**os.environ, "MEDKB_DB": str(tmp_path / "db")}, timeout=60)
-    assert result.returncode == 2 and "'nan' is not a number of seconds" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "db").exists()
+    returncode, stderr = refused_before_serving(tmp_path, [option, "nan"])
+    assert returncode == 2 and "'nan' is not a number of seconds" in stderr
+    assert "Traceback" not in stderr and not (tmp_path / "db").exists()
 
 
 def test_a_rate_limit_storage_that_cannot_be_used_is_one_line_before_serving(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "api.cli", "serve"], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "MEDKB_DB": str(tmp_path / "db"),
-                                 "MEDKB_RATE_LIMIT_STORAGE": "nonsense://x"}, timeout=60)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == "MEDKB_RATE_LIMIT_STORAGE: 'nonsense://x' cannot be used (unknown storage scheme " \
-                                    ": nonsense://x)"
+    returncode, stderr = refused_before_serving(tmp_path, [], {"MEDKB_RATE_LIMIT_STORAGE": "nonsense://x"})
+    assert returncode == 1 and "Traceback" not in stderr
+    assert stderr.strip() == "MEDKB_RATE_LIMIT_STORAGE: 'nonsense://x' cannot be used (unknown storage scheme : nonsense://x)"
