@@ -179,6 +179,11 @@ def test_unreadable_file_gets_one_line(kb_folder, case, data, message):
     assert problems == [f"{path}: {message}"]
 
 
+def test_a_file_name_with_a_newline_is_one_line_when_reported(kb_folder):
+    (kb_folder / "faqs" / "two\nlines.json").write_text("{")
+    assert [str(p).split(": ", 1)[0] for p in load_set([kb_folder]).problems] == [f"{kb_folder / 'faqs'}/two\\nlines.json"]
+
+
 def test_a_fifo_is_refused_rather_than_waited_on(kb_folder):
     os.mkfifo(kb_folder / "faqs" / "pipe.json")
     assert [str(p) for p in load_set([kb_folder]).problems] == [

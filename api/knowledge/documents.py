@@ -26,7 +26,9 @@ class Problem:
     message: str
 
     def __str__(self):
-        return f"{self.where}: {self.field}: {self.message}" if self.field else f"{self.where}: {self.message}"
+        # One problem, one line: a newline in a file name is shown escaped, as Python writes it.
+        where = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.where)
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
 class DocumentFileError(ValueError):
