@@ -5,6 +5,7 @@ path on the command line or `type/id` inside the store.
 """
 import json
 import math
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,12 @@ from api.knowledge.parallel import fork_map
 _SCHEMAS = {type_name: cls() for type_name, cls in DOCUMENT_SCHEMAS.items()}
 
 
+def printable(text):
+    """`text` for a one-line report: control characters and lone surrogates (a file name with a
+    newline, a key '\\udfff') written as Python escapes them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 @dataclass(frozen=True)
 class Problem:
     where: str
@@ -26,8 +33,7 @@ class Problem:
     message: str
 
     def __str__(self):
-        # One problem, one line: a newline in a file name is shown escaped, as Python writes it.
-        where = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.where)
+        where = printable(self.where)  # one problem, one line
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
@@ -86,8 +92,7 @@ def value_problems(value):
 
 def _dotted(path):
     """A field path as the schemas report it ("steps.0.title"), kept short for very deep ones."""
-    # A key may itself be what is wrong (a lone surrogate): shown escaped, so the line prints.
-    shown = ".".join(str(part).encode("utf-8", "backslashreplace").decode() for part in path[:8])
+    shown = ".".join(printable(part) for part in path[:8])  # a key may itself be what is wrong
     return shown + (".…" if len(path) > 8 else "") if path else "_document"
 
 
@@ -134,11 +139,12 @@ def key_of(document):
 def read_document_file(path):
     """Parse one file as a JSON object, or raise DocumentFileError saying exactly why not."""
     path = Path(path)
-    if path.is_dir():
-        raise DocumentFileError("is a folder, expected a JSON file")
-    if path.exists() and not path.is_file():  # reading a FIFO or a device would wait or never end
-        raise DocumentFileError("is not a regular file, expected a JSON file")
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise DocumentFileError("is a folder, expected a JSON file")
+        if not stat.S_ISREG(mode):  # reading a FIFO or a device would wait or never end
+            raise DocumentFileError("is not a regular file, expected a JSON file")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise DocumentFileError("no such file") from None
@@ -155,8 +161,7 @@ def read_document_file(path):
         # vanish without a word.
         document = parse_json_text(text, unique_keys=True)
     except DuplicateKey as error:
-        key = str(error).encode("utf-8", "backslashreplace").decode()
-        raise DocumentFileError(f"names the key '{key}' twice in one object; keep one") from None
+        raise DocumentFileError(f"names the key '{printable(error)}' twice in one object; keep one") from None
     except json.JSONDecodeError as error:
         raise DocumentFileError(f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
     except RecursionError:

@@ -47,10 +47,11 @@ class Store(StoreBackend):
         self.commits = 0  # commits made through this object: lets this process read its own writes at once
         self._local = threading.local()
         self.indexes = Indexes(self.root)
-        if self.root.exists() and not self.root.is_dir():
-            raise StoreError(f"{self.root}: is a file, not a store folder; nothing was changed.")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # exist_ok covers folders only
+            raise StoreError(f"{self.root}: is a file, not a store folder; nothing was changed.") from None
+        try:
             self._lock = FileLock(str(self.layout.lock_path))
             if upgrade.needed(self.layout):
                 with self._lock:  # upgrade first: recovery reads the current layout's pending record

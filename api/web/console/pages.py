@@ -276,8 +276,8 @@ def act(type_name, id_):
         if action == "publish" and request.form.get("publish_at"):
             moment = datetime.datetime.fromisoformat(request.form["publish_at"])
             moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
-            publish_at = moment.isoformat()
             in_utc_range(moment)  # the API's rule: 9999-12-31T23:59-01:00 has no time in UTC
+            publish_at = moment.isoformat()
         if action == "restore":
             restore = int(request.form.get("restore_revision", ""))
     except ValidationError as error:
