@@ -128,7 +128,7 @@ def test_real_server_serves_the_product_with_label_facts_and_discrepancies(serve
         "eu-liver-enzymes", "eu-factor-ix-activity", "eu-liver-cancer-screening"}
     assert {d["key"] for d in body["discrepancies"]} == {
         "liver-test-schedule", "factor-ix-monitoring", "liver-cancer-screening-duration",
-        "label-requirements-not-in-article"}
+        "label-requirements-not-in-article", "liver-disease-before-treatment", "aav5-antibodies", "alcohol"}
     assert {(i["system"], i["value"]) for i in body["identifiers"]} >= {("atc", "B02BD16"), ("ndc", "0053-0300-30")}
 
     view = session.get(f"{server}/v1/products/hemgenix/label-facts", timeout=10)
