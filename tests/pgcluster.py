@@ -74,9 +74,14 @@ class Cluster:
             shutil.chown(self.folder, SERVER_USER)
         self._run(str(initdb / "initdb"), "-D", str(self.data), "-A", "trust", "-U", DATABASE_USER, "-E", "UTF8",
                   "--locale=C", "--no-sync")
-        options = f"-k {self.folder} -h 127.0.0.1 -p {self.port} -c max_connections=200"
-        if not self.durable:
-            options += " -c fsync=off -c full_page_writes=off"
+        return self.restart()
+
+    def restart(self, *settings):
+        """Start the server on its data (again, after crash()), with extra `-c name=value` settings."""
+        pg_ctl, _ = find_binaries()
+        options = " ".join([f"-k {self.folder} -h 127.0.0.1 -p {self.port} -c max_connections=200",
+                            *([] if self.durable else ["-c fsync=off -c full_page_writes=off"]),
+                            *(f"-c {setting}" for setting in settings)])
         try:
             self._run(str(pg_ctl / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "server.log"),
                       "-w", "-t", "60", "start")
@@ -84,6 +89,11 @@ class Cluster:
             log = (self.folder / "server.log").read_text(errors="replace") if (self.folder / "server.log").exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {error.stderr}\n{log[-2000:]}") from None
         return self
+
+    def crash(self):
+        """Stop the server at once, as a crash or a failover does: every session ends, no checkpoint."""
+        pg_ctl, _ = find_binaries()
+        self._run(str(pg_ctl / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def stop(self):
         pg_ctl, _ = find_binaries()

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import psycopg
@@ -13,7 +14,7 @@ import requests
 
 from api.services.documents import Documents
 from api.store import open_store
-from api.store.postgres import LATEST, PostgresStore, SchemaMismatch
+from api.store.postgres import LANDED_WAIT_S, LATEST, PostgresStore, SchemaMismatch
 from api.store.records import StorageUnavailable
 from conftest import CONTENT, CONTENT_COUNT, ROOT
 from servers import environment, serving
@@ -359,3 +360,61 @@ def test_copy_store_leaves_a_folder_that_is_not_a_store_as_it_was(database_url, 
         result = medkb(tmp_path / "node", "db", "copy-store", folder, url=url)
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
     assert [path.name for path in folder.iterdir()] == ["faq.json"]
+
+
+# --- a commit whose acknowledgement is lost -----------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("down_seconds", [2, LANDED_WAIT_S + 5])
+def test_a_write_whose_commit_acknowledgement_is_lost_is_never_answered_as_not_saved(down_seconds, tmp_path):
+    """The database crashes after writing a PATCH's commit to its log and before acknowledging it
+    (held there by synchronous replication to a standby that is not there). Back within
+    LANDED_WAIT_S, the PATCH is answered 200; back later, 503 saying the outcome is not known.
+    Never "nothing was saved": the change is in the database either way."""
+    from pgcluster import Cluster
+
+    cluster = Cluster().start()
+    try:
+        url = cluster.url("medkb_lost_ack")
+        node = tmp_path / "node"
+        for command in (("db", "init"), ("import", CONTENT)):
+            done = medkb(node, *command, url=url)
+            assert done.returncode == 0, done.stderr
+        key = medkb(node, "keys", "create", "--role", "author", "--name", "ann", url=url).stdout.strip()
+        with psycopg.connect(cluster.url(), autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'standby_that_is_not_there'")
+            admin.execute("SELECT pg_reload_conf()")
+        text = f"Written as the database went down for {down_seconds} s."
+        with serving(node, workers=1, env={"MEDKB_DATABASE_URL": url}) as base:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {key}"
+            document = f"{base}/v1/editorial/documents/{FAQ_PATH}"
+            etag = session.get(document, timeout=30).headers["ETag"]
+            answered = {}
+            writer = threading.Thread(target=lambda: answered.update(response=session.patch(
+                document, json={"answer": text}, headers={"If-Match": etag}, timeout=120)))
+            writer.start()
+            deadline = time.monotonic() + 30
+            with psycopg.connect(cluster.url(), autocommit=True) as admin:
+                while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'").fetchone():
+                    assert time.monotonic() < deadline, "the PATCH never reached its COMMIT"
+                    time.sleep(0.05)
+            cluster.crash()
+            time.sleep(down_seconds)
+            cluster.restart("synchronous_standby_names=''")
+            writer.join(timeout=120)
+            response = answered["response"]
+            assert "nothing was saved" not in response.text
+            if down_seconds < LANDED_WAIT_S:
+                assert response.status_code == 200, response.text
+                assert response.json()["document"]["answer"] == text
+            else:
+                assert response.status_code == 503, response.text
+                assert "whether the change was saved is not known" in response.json()["detail"]
+            deadline = time.monotonic() + 30
+            while (head := session.get(document, timeout=30)).status_code != 200:
+                assert time.monotonic() < deadline, head.text
+                time.sleep(0.2)
+            assert head.json()["document"]["answer"] == text
+    finally:
+        cluster.stop()

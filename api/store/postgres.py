@@ -23,6 +23,7 @@ import hashlib
 import re
 import secrets
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from importlib import resources
@@ -63,6 +64,9 @@ CONNECT_TIMEOUT = 5  # seconds to reach the server
 # Seconds a caller waits for a pooled connection: with the database down, a request answers 503
 # after this long rather than hanging.
 POOL_TIMEOUT = 5
+# How long a writer whose connection failed during its commit keeps asking the database whether
+# the commit landed, before it answers that the outcome is not known.
+LANDED_WAIT_S = 10
 
 _REVISION_COLUMNS = "type, id, revision, content, hash, actor, at, message, seq"
 _CHANGE_COLUMNS = "seq, type, id, revision, kind, actor, at, message, details"
@@ -71,6 +75,16 @@ _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 class DatabaseUnavailable(StorageUnavailable):
     """The database cannot be reached, or failed an operation. Nothing was committed."""
+
+    def __init__(self, message, cause=""):
+        StoreError.__init__(self, message)
+        self.error = None
+        self.cause = cause  # the driver's own words, in one line
+
+
+class CommitOutcomeUnknown(StorageUnavailable):
+    """The connection failed while the database was committing, and the database has not answered
+    since: the change may have been saved or not. Never reported as "nothing was saved"."""
 
     def __init__(self, message):
         StoreError.__init__(self, message)
@@ -124,8 +138,8 @@ def database_errors(url):
         raise DatabaseFull(f"{describe(url)}: the database server's disk is full ({_one_line(error)}); "
                            "nothing was saved.") from None
     except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as error:
-        raise DatabaseUnavailable(f"{describe(url)}: {_one_line(error) or type(error).__name__}; "
-                                  "nothing was saved.") from None
+        cause = _one_line(error) or type(error).__name__
+        raise DatabaseUnavailable(f"{describe(url)}: {cause}; nothing was saved.", cause) from None
 
 
 def _configure(durable):
@@ -364,9 +378,16 @@ class PostgresStore(StoreBackend):
             changes = [change for _, _, change in items]
             try:
                 self._write(last, rows)
-            except DatabaseUnavailable:
-                # The connection may have died after the server committed: look before saying no.
-                if not self._landed(changes[-1]):
+            except DatabaseUnavailable as error:
+                # An error the server sent rolled the transaction back. A connection that broke may
+                # have broken after the server committed: look before saying no.
+                landed = self._landed(changes[-1]) if self._local.connection.broken else False
+                if landed is None:
+                    raise CommitOutcomeUnknown(
+                        f"{describe(self.url)}: the connection failed while committing ({error.cause}), and the "
+                        f"database has not answered since: whether the change was saved is not known. Read the "
+                        f"document before writing it again: its revision and ETag tell.") from None
+                if not landed:
                     raise
             self.commits += 1
             self.indexes.record(self, items)
@@ -440,13 +461,25 @@ class PostgresStore(StoreBackend):
             return len(states), last
 
     def _landed(self, change):
-        try:
-            with database_errors(self.url), self._pool.connection() as connection:
-                row = connection.execute("SELECT type, id, actor, at FROM medkb_changes WHERE seq = %s",
-                                         (change.seq,)).fetchone()
-        except DatabaseUnavailable:
-            return False
-        return row == (change.type, change.id, change.actor, change.at)
+        """Whether `change` is committed: True or False, asked with the writers' lock held, which the
+        session that was committing it holds until the server has ended it, so the answer is final;
+        None when the database does not answer that within LANDED_WAIT_S."""
+        deadline = time.monotonic() + LANDED_WAIT_S
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                with database_errors(self.url), self._pool.connection(timeout=max(remaining, 0.1)) as connection, \
+                        connection.transaction():
+                    connection.execute("SELECT set_config('lock_timeout', %s, true)",
+                                       (f"{max(int(remaining * 1000), 100)}ms",))
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,))
+                    row = connection.execute("SELECT type, id, actor, at FROM medkb_changes WHERE seq = %s",
+                                             (change.seq,)).fetchone()
+                return row == (change.type, change.id, change.actor, change.at)
+            except DatabaseUnavailable:
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.2)
 
     # --- checks --------------------------------------------------------------
 
@@ -783,5 +816,5 @@ def create_database(url):
         return True
 
 
-__all__ = ["PostgresStore", "DatabaseUnavailable", "DatabaseFull", "SchemaMismatch", "InvalidDatabaseUrl", "migrate", "create_database",
+__all__ = ["PostgresStore", "DatabaseUnavailable", "CommitOutcomeUnknown", "DatabaseFull", "SchemaMismatch", "InvalidDatabaseUrl", "migrate", "create_database",
            "migrations", "LATEST", "describe"]

@@ -30,7 +30,7 @@ ERROR_STATUSES = {
     StaleWrite: 412,
     Blocked: 422,
     StorageFull: 507,  # nothing was committed: the disk is full (RFC 4918)
-    StorageUnavailable: 503,  # nothing was committed: the disk failed; try again later
+    StorageUnavailable: 503,  # the disk or database failed; the detail says whether the change was saved
     NotReady: 503,  # a derived answer is being prepared; Retry-After says when to ask again
     Invalid: 422,
     InvalidDocument: 422,
