@@ -7,6 +7,8 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -19,6 +21,7 @@ from api.services.documents import Documents
 from api.store import files
 from api.store.readmodel import ReadModel
 from api.store.store import Commit, StorageFull, StorageUnavailable, Store
+from conftest import ROOT
 from servers import is_derived, medkb, serving
 
 
@@ -241,6 +244,38 @@ def test_a_full_disk_is_507_over_http_and_the_edit_never_appears(small_disk):
                                 headers={"If-Match": current.headers["ETag"]})
         assert retried.status_code == 200 and retried.json()["document"]["revision"] == 2
     assert medkb(db, "check").returncode == 0
+
+
+def test_a_disk_full_before_the_read_model_catches_up_keeps_reads_served_and_readiness_503(small_disk):
+    """Another process commits a publish, then the disk fills before the server's read model has
+    applied it: public reads are answered from what the model holds, /readyz says 503 (never 500),
+    and once there is room the server, still the same processes, serves the publish."""
+    db = small_disk / "db"
+    assert medkb(db, "import", "content").returncode == 0
+    public = "/v1/faqs/hemgenix-how-does-it-work"
+    answer = "Published as the disk filled. " * 150  # rows the model cannot write without new pages
+    with serving(db, workers=1) as base:
+        before = requests.get(base + public)
+        assert before.status_code == 200 and requests.get(base + "/readyz").status_code == 200
+        published = subprocess.run(
+            [sys.executable, "-c", "import sys; from api.store import open_store; "
+             "from api.services.documents import Documents; store = open_store(sys.argv[1]); "
+             "head = store.head('faq', 'hemgenix-how-does-it-work'); "
+             "Documents(store).write(dict(head.content, answer=sys.argv[2]), expected_revision=head.revision, "
+             "actor='ann', publish=True)", str(db), answer], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert published.returncode == 0, published.stderr
+        filler = fill(small_disk)
+        ready = requests.get(base + "/readyz")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["status"] == "unavailable"
+        for _ in range(3):
+            assert requests.get(base + public).json() == before.json()
+        filler.unlink()
+        deadline = time.monotonic() + 30
+        while requests.get(base + "/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "never ready again once there was room"
+            time.sleep(0.1)
+        assert requests.get(base + public).json()["answer"] == answer
 
 
 @pytest.mark.parametrize("command", [["import", "content"], ["keys", "create", "--role", "author", "--name", "x"],

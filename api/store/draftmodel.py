@@ -5,7 +5,7 @@ the same file: its HEAD view, built with the published one. Editorial traffic mu
 edits at once, so every refresh checks the store's head; when it moved, the view applies the
 changes since the last one it applied, rereading only the documents they touched.
 """
-from api.store.modelfile import ModelBusy
+from api.store.modelfile import ModelBusy, ModelUnwritable
 from api.store.readmodel import HEAD, ModelView
 
 
@@ -15,7 +15,7 @@ class DraftModel(ModelView):
     def __init__(self, store, references, path=None):
         super().__init__(store, references, path)
         self._stamp = store.head_stamp()
-        self.file.open(store)
+        self._open()
         self._note_applied()
 
     def _note_applied(self):
@@ -30,5 +30,9 @@ class DraftModel(ModelView):
             self.file.catch_up(self.store, HEAD, self.store.last_seq())
         except ModelBusy:  # held past the busy timeout (a rebuild elsewhere): preview what it has, retry next time
             return
+        except ModelUnwritable as failure:
+            self.unwritable(failure)
+            return
+        self._unwritable = None
         self._note_applied()
         self._stamp = stamp

@@ -23,11 +23,12 @@ Built only through the store's interface (states, revision, publications, change
 head, last_seq), so it works over any store backend; its location is a parameter, so each API node
 over a shared database keeps its own.
 """
+import errno
 import functools
 import os
 import sqlite3
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import orjson
@@ -72,6 +73,20 @@ _APPLIED = {PUBLISHED: "published_applied", HEAD: "head_applied"}
 
 class ModelBusy(Exception):
     """Another process holds the file's write lock: the caller serves what it has and retries."""
+
+
+class ModelUnwritable(Exception):
+    """The disk refused the file's writes (full, failing, read-only): a reader serves what the file
+    has and retries; `error` is the OSError that amounts to."""
+
+    def __init__(self, path, error):
+        super().__init__(f"{path}: {error}")
+        self.error = error
+
+
+# SQLite's result codes for a disk that refuses writes, as the OSError each amounts to.
+_DISK_FAILURES = {sqlite3.SQLITE_FULL: errno.ENOSPC, sqlite3.SQLITE_IOERR: errno.EIO,
+                  sqlite3.SQLITE_READONLY: errno.EROFS, sqlite3.SQLITE_CANTOPEN: errno.EACCES}
 
 
 def default_path(store):
@@ -224,10 +239,12 @@ class ModelFile:
                 db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            # A COMMIT the disk refused can leave the transaction open: end it, or the next BEGIN fails.
+            with suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
 
     @contextmanager
     def reading(self):
@@ -248,6 +265,10 @@ class ModelFile:
     @staticmethod
     def _set_meta(db, **values):
         db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+
+    def built(self):
+        """Whether the file holds a complete model of this format (perhaps behind the store)."""
+        return self.meta().get("format") == FORMAT
 
     def applied(self, view, meta=None):
         return (meta or self.meta()).get(_APPLIED[view], 0)
@@ -338,16 +359,23 @@ class ModelFile:
 
     def catch_up(self, store, view, last, wait=True):
         """Apply the store's changes up to `last` to `view`. With wait=False, raises ModelBusy
-        instead of waiting while another process writes the file."""
-        while self.applied(view) < last:
-            with self._writing(wait) as db:
-                applied = self.applied(view, self.meta(db))
-                if applied >= last:
-                    return
-                if view == PUBLISHED:
-                    self._apply_publications(db, store, applied, min(last, applied + WINDOW))
-                else:
-                    self._apply_heads(db, store, applied, last)
+        instead of waiting while another process writes the file; ModelUnwritable when the disk
+        refuses the writes (what was applied before stays)."""
+        try:
+            while self.applied(view) < last:
+                with self._writing(wait) as db:
+                    applied = self.applied(view, self.meta(db))
+                    if applied >= last:
+                        return
+                    if view == PUBLISHED:
+                        self._apply_publications(db, store, applied, min(last, applied + WINDOW))
+                    else:
+                        self._apply_heads(db, store, applied, last)
+        except sqlite3.OperationalError as error:
+            code = _DISK_FAILURES.get(getattr(error, "sqlite_errorcode", 0) & 0xFF)
+            if code is None:
+                raise
+            raise ModelUnwritable(self.path, OSError(code, f"{os.strerror(code)} ({error})")) from None
 
     def _apply_publications(self, db, store, applied, until):
         changes = store.publications(applied, until)

@@ -11,6 +11,7 @@ Catching up reads only the publication log (publish, unpublish, delete): drafts 
 transitions never reach delivery, so a busy editorial day costs the readers nothing.
 """
 import errno
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -18,8 +19,10 @@ from contextlib import contextmanager
 
 import orjson
 
-from api.store.modelfile import HEAD, PUBLISHED, ModelBusy, ModelFile, default_path
-from api.store.records import StorageUnavailable
+from api.store.modelfile import HEAD, PUBLISHED, ModelBusy, ModelFile, ModelUnwritable, default_path
+from api.store.records import StorageUnavailable, storage_error
+
+log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
 _MAX_ROWS = 2**62
@@ -92,6 +95,25 @@ class ModelView:
     def __init__(self, store, references, path=None):
         self.store = store
         self.file = ModelFile(path or default_path(store), references)
+        self._unwritable = None  # the disk failure last logged, until the file catches up again
+
+    def _open(self):
+        """Open the file, following the store. If the disk refuses the catch-up, a file already
+        built is served as it is, and the next refresh tries again; why the file was rebuilt, or None."""
+        try:
+            return self.file.open(self.store)
+        except ModelUnwritable as failure:
+            if not self.file.built():
+                raise
+            self.unwritable(failure)
+            return None
+
+    def unwritable(self, failure):
+        """Note that the file cannot follow the store (logged once until that changes): readers get
+        what it holds, a little behind, rather than errors."""
+        if str(failure) != self._unwritable:
+            log.warning("%s; serving what the read model holds until it can catch up", failure)
+            self._unwritable = str(failure)
 
     def get(self, type_name, id_):
         row = self.file.get(self.view, type_name, id_)
@@ -141,7 +163,7 @@ class ReadModel(ModelView):
         self._stamp = store.head_stamp()
         self._checked_at = time.monotonic()
         self._commits_seen = store.commits
-        self.rebuilt = self.file.open(store)  # why the file had to be built, or None
+        self.rebuilt = self._open()  # why the file had to be built, or None
         self._note_applied()
 
     def _note_applied(self):
@@ -175,6 +197,12 @@ class ReadModel(ModelView):
                 if force:  # a check under the store's lock must see everything committed, or fail the commit
                     raise StorageUnavailable(OSError(errno.EBUSY, str(busy))) from None
                 return
+            except ModelUnwritable as failure:
+                if force:
+                    raise storage_error(failure.error) from None
+                self.unwritable(failure)
+                return
+            self._unwritable = None
             self._note_applied()
             self._stamp = stamp
 

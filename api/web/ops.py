@@ -3,7 +3,7 @@ from flask.views import MethodView
 
 from schemas.http import HealthSchema
 
-from api.services.errors import StoreCorrupt
+from api.services.errors import StorageFull, StorageUnavailable, StoreCorrupt
 from api.web.context import services
 from api.web.smorest import Blueprint
 
@@ -31,12 +31,13 @@ class Ready(MethodView):
         """The store is open and the read model loaded
 
         Readiness: the published documents count and the last published change; 503 when the
-        store cannot be read.
+        store cannot be read, or the read model cannot follow it (a full or failing disk: reads
+        are then served from what it holds).
         """
         found = services()
         try:
             found.delivery.refresh(force=True)
-        except StoreCorrupt as error:
+        except (StoreCorrupt, StorageFull, StorageUnavailable) as error:
             current_app.logger.error("not ready: %s", error)
             return {"status": "unavailable"}, 503
         # The published change, not the store's: a draft edit moves nothing public.
