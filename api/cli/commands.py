@@ -290,7 +290,8 @@ def export(out):
     """Write every published document to OUT in the canonical file form.
 
     Files of documents the store holds but does not publish (unpublished, deleted) are removed;
-    files the store knows nothing of are left alone.
+    files the store knows nothing of are left alone. Each document is written as it was published
+    when the export listed it, whatever editors publish or unpublish meanwhile.
     """
     store = open_store()
     states = list(store.states())
@@ -299,7 +300,9 @@ def export(out):
     for done, state in enumerate(states, 1):
         target = content_path(out, {"type": state.type, "id": state.id})
         if state.published:
-            data = canonical_bytes(store.published(state.type, state.id).content)
+            # The revision the listing saw published, not whatever is published by now: revisions
+            # never change, so a document unpublished meanwhile is still exported as listed.
+            data = canonical_bytes(store.revision(state.type, state.id, state.published).content)
             if not target.exists() or target.read_bytes() != data:
                 atomic_write(target, data)
                 written += 1
