@@ -418,3 +418,31 @@ def test_a_write_whose_commit_acknowledgement_is_lost_is_never_answered_as_not_s
             assert head.json()["document"]["answer"] == text
     finally:
         cluster.stop()
+
+
+@pytest.mark.slow
+def test_copy_store_of_a_file_store_being_written_copies_one_moment(store, database_url, tmp_path):
+    """Writers keep committing to the file store while copy-store runs: they wait for the copy, which
+    is consistent (checked clean, every change it holds the source's), and the copy takes writes."""
+    writers = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "store_worker.py"), str(store.root), name, "400",
+                                 str(tmp_path / f"{name}.log"), "drug-q1", "drug-q2"], cwd=ROOT)
+               for name in ("ann", "bob")]
+    try:
+        while store.last_seq() < 20:  # the writers are at work
+            time.sleep(0.01)
+        done = medkb(tmp_path / "node", "db", "copy-store", store.root, url=database_url)
+    finally:
+        for writer in writers:
+            assert writer.wait(timeout=300) == 0
+    assert done.returncode == 0, done.stdout + done.stderr
+    copy = open_store(tmp_path / "node", database_url)
+    try:
+        assert copy.verify() == []
+        assert 20 <= copy.last_seq() < store.last_seq()
+        assert copy.changes(0) == store.changes(0, limit=copy.last_seq())
+        faq = copy.head("faq", "drug-q1")
+        change = Documents(copy).write(dict(faq.content, answer="On PostgreSQL."), expected_revision=faq.revision,
+                                       actor="ann")
+        assert change.seq == copy.last_seq()
+    finally:
+        copy.close()

@@ -425,8 +425,10 @@ class PostgresStore(StoreBackend):
     def copy_from(self, source, progress=None):
         """Copy every revision, document and change of `source` (any store) into this one, which
         must be empty, keeping every number: feed cursors, webhook cursors and ETags stay valid.
-        One transaction: all of it or nothing."""
-        with self.writing():
+        One transaction: all of it or nothing. The source's writers wait meanwhile: documents read
+        while its changes are being read must be of one moment, or the copy numbers changes past
+        its head."""
+        with source.writing(), self.writing():
             if self.last_seq():
                 raise StoreError(f"{self.location} already holds {self.last_seq()} changes: copy into an empty database.")
             last = source.last_seq()
