@@ -278,6 +278,30 @@ def test_a_disk_full_before_the_read_model_catches_up_keeps_reads_served_and_rea
         assert requests.get(base + public).json()["answer"] == answer
 
 
+def test_a_store_whose_lock_file_cannot_be_opened_answers_writes_503_and_reads_200(tmp_path):
+    """The writers' lock file cannot be opened (here a folder stands in its place, as unwritable
+    as a read-only store folder): a write is a 503 problem naming it, never a 500; reads go on;
+    and writes work again once it can be."""
+    db = tmp_path / "db"
+    assert medkb(db, "import", "content").returncode == 0
+    key = medkb(db, "keys", "create", "--role", "author", "--name", "ann").stdout.strip()
+    url = "/v1/editorial/documents/faq/hemgenix-how-does-it-work"
+    with serving(db, workers=1) as base:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        etag = session.get(base + url).headers["ETag"]
+        (db / "store.lock").unlink()
+        (db / "store.lock").mkdir()
+        refused = session.patch(base + url, json={"answer": "Not now."}, headers={"If-Match": etag})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        assert "store.lock" in refused.json()["detail"]
+        assert requests.get(f"{base}/v1/faqs/hemgenix-how-does-it-work").status_code == 200
+        (db / "store.lock").rmdir()
+        saved = session.patch(base + url, json={"answer": "Now."}, headers={"If-Match": etag})
+        assert saved.status_code == 200 and saved.json()["document"]["revision"] == 2
+
+
 @pytest.mark.parametrize("command", [["import", "content"], ["keys", "create", "--role", "author", "--name", "x"],
                                      ["export", "--out", "{disk}/out"]])
 def test_cli_answers_a_full_disk_in_one_line(small_disk, command):

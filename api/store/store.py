@@ -198,7 +198,11 @@ class Store(StoreBackend):
     def writing(self):
         """Hold the cross-process writer lock (re-entrant). Whatever is read inside is what a
         commit made inside will be checked against: validate references here, race-free."""
-        with self._lock:
+        try:
+            self._lock.acquire()
+        except OSError as error:  # the lock file cannot be opened: a read-only or failing store folder
+            raise storage_error(error) from None
+        try:
             depth = getattr(self._local, "depth", 0)
             self._local.depth = depth + 1
             try:
@@ -212,6 +216,8 @@ class Store(StoreBackend):
                 yield self
             finally:
                 self._local.depth = depth
+        finally:
+            self._lock.release()
 
     def _checked(self, commit, known_absent=False):
         """The document's committed pointers, once the commit's expectations hold on them."""
