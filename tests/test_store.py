@@ -15,7 +15,7 @@ from api.store.storage import StoreCorrupt
 from api.services.documents import Documents
 from api.knowledge.documents import InvalidDocument, references
 from api.store.store import Conflict, NotFound, Store, content_hash
-from conftest import ROOT
+from conftest import ROOT, imported_store
 
 WORKER = ROOT / "tests" / "store_worker.py"
 
@@ -372,3 +372,19 @@ def test_a_store_path_that_is_a_file_is_refused_and_left_alone(tmp_path):
     with pytest.raises(StoreError, match="is a file, not a store folder"):
         Store(path)
     assert path.read_text() == "not a store"
+
+
+@pytest.mark.slow
+def test_check_while_writers_commit_finds_nothing_wrong(backend, documents, tmp_path):
+    """`medkb check` on a store that two writer processes keep committing to: it reads one moment
+    (writes wait for it), so it never reports a sound store as corrupt."""
+    imported_store(backend, documents)
+    env = {**os.environ, **backend.env(), "PYTHONPATH": str(ROOT)}
+    writers = [subprocess.Popen([sys.executable, str(WORKER), str(backend.root), name, "300", str(tmp_path / name),
+                                 "drug-q1", "drug-q2"], env=env) for name in ("ann", "bob")]
+    try:
+        checks = [subprocess.run([sys.executable, "-m", "api.cli", "check"], cwd=ROOT, env=env, capture_output=True,
+                                 text=True, timeout=120) for _ in range(6)]
+    finally:
+        assert [writer.wait(timeout=300) for writer in writers] == [0, 0]
+    assert [check.stdout for check in checks if check.returncode != 0] == []

@@ -487,7 +487,12 @@ class PostgresStore(StoreBackend):
 
     def verify(self):
         """Every revision's hash and number, every pointer, and the change sequence: a list of
-        problems, each naming the table and document. Reads everything: offline only."""
+        problems, each naming the table and document. Reads everything, holding the writers' lock
+        (every node's writes wait), so that what it compares is of one moment."""
+        with self.writing():
+            return self._verify()
+
+    def _verify(self):
         problems = []
         last = self.last_seq()
         count, first, final = self._one("SELECT count(*), min(seq), max(seq) FROM medkb_changes")

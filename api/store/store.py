@@ -290,7 +290,10 @@ class Store(StoreBackend):
             read_log(self.layout.publication_log(last))
 
     def verify(self):
-        """Every revision's hash and number, every pointer, and the change sequence: a list of problems."""
+        """Every revision's hash and number, every pointer, and the change sequence: a list of
+        problems. Holds the writers' lock meanwhile (writes wait): read while commits land, the
+        logs and pointers would disagree without anything being wrong."""
         from api.store.verify import verify
 
-        return verify(self)
+        with self.writing():
+            return verify(self)
