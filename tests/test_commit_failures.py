@@ -315,6 +315,16 @@ def test_cli_answers_a_full_disk_in_one_line(small_disk, command):
     assert "No space left on device" in result.stderr
 
 
+def test_check_repair_on_a_full_disk_says_it_could_not_rebuild_the_index(small_disk):
+    db = small_disk / "db"
+    assert medkb(db, "import", "content").returncode == 0
+    fill(small_disk)
+    result = medkb(db, "check", "--repair")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ": rebuilt from the change log." not in result.stderr
+    assert "could not be rebuilt from the change log" in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("command", [["check"], ["import", "content"], ["export", "--out", "{tmp}/out"],
                                      ["keys", "create", "--role", "author", "--name", "x"], ["keys", "list"],
                                      ["worker", "--once"]])

@@ -232,12 +232,20 @@ class Indexes:
         return head_labels(store.revision(type_name, id_, number))
 
     def rebuild(self, store):
-        """Throw the file away and build it again from the change log (check --repair)."""
+        """Throw the file away and build it again from the change log (check --repair). Raises
+        StoreError when it could not be built (catch_up has logged why)."""
         with store.writing():
             self.close()
             for suffix in ("", "-wal", "-shm"):
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
             self.catch_up(store)
+            try:
+                built = self.applied_seq() >= store.last_seq()
+            except sqlite3.Error:
+                built = False
+            if not built:
+                raise StoreError(f"{self.path}: could not be rebuilt from the change log (the line above says "
+                                 f"why); it is derived data, and the store itself is unaffected.")
 
     # --- writing (the store's writer lock is held) -----------------------------
 
