@@ -446,3 +446,11 @@ def test_copy_store_of_a_file_store_being_written_copies_one_moment(store, datab
         assert change.seq == copy.last_seq()
     finally:
         copy.close()
+
+
+def test_copy_store_says_which_keys_and_subscriptions_it_leaves_behind(store, database_url, tmp_path):
+    assert medkb(store.root, "keys", "create", "--role", "author", "--name", "ann").returncode == 0
+    done = medkb(tmp_path / "node", "db", "copy-store", store.root, url=database_url)
+    assert done.returncode == 0, done.stderr
+    assert f"Not copied: 1 API key(s) and 0 webhook subscription(s), which stay in {store.root}." in done.stderr
+    assert medkb(tmp_path / "node", "keys", "list", url=database_url).stdout.strip() == ""

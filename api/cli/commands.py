@@ -559,7 +559,8 @@ def db_copy_store(folder):
     """Copy a file store (FOLDER) into the empty database, with all its history and numbers.
 
     Unlike export and import, every revision, audit entry and change number comes along, so feed
-    and webhook cursors and ETags stay valid. `medkb check` runs on the result."""
+    and webhook cursors and ETags stay valid. `medkb check` runs on the result. API keys and
+    webhook subscriptions are not copied: the command names how many stay behind."""
     from api.store.postgres import PostgresStore
 
     # The database first, and the folder only if it is a store already: opening a folder as a
@@ -577,6 +578,12 @@ def db_copy_store(folder):
     if problems:
         fail(f"{len(problems)} problem(s) in {target.location} after the copy.")
     click.echo(f"{target.location}: {documents} documents and {changes} changes copied from {folder}: OK.")
+    # Keys and subscriptions hold secrets and delivery state of their own, which this does not move.
+    keys, subscriptions = len(source.api_keys().list()), len(source.webhook_subscriptions().list())
+    if keys or subscriptions:
+        click.echo(f"Not copied: {keys} API key(s) and {subscriptions} webhook subscription(s), which stay in "
+                   f"{folder}. Create them on the database with `medkb keys create` and `medkb webhooks add` "
+                   f"before the new nodes take traffic.", err=True)
 
 
 def openapi_yaml():
