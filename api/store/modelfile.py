@@ -75,9 +75,10 @@ class ModelBusy(Exception):
     """Another process holds the file's write lock: the caller serves what it has and retries."""
 
 
-class ModelUnwritable(Exception):
+class ModelUnwritable(sqlite3.OperationalError):
     """The disk refused the file's writes (full, failing, read-only): a reader serves what the file
-    has and retries; `error` is the OSError that amounts to."""
+    has and retries; `error` is the OSError that amounts to. Still an SQLite error to everyone else
+    (the commands report those in one line)."""
 
     def __init__(self, path, error):
         super().__init__(f"{path}: {error}")
