@@ -83,9 +83,12 @@ OPERATIONS = {"edit-and-publish": (edit_and_publish, 7), "create": (create, 5), 
               "import-batch": (import_batch, 13)}
 
 
-def observe(store):
-    """Everything a reader can see: documents, pointers, changes, the published set and the feed."""
-    model = ReadModel(store, references, check_interval=0)
+def observe(store, model=None):
+    """Everything a reader can see: documents, pointers, changes, the published set and the feed.
+    `model`: a read model opened earlier (on a full disk a new one cannot open its files)."""
+    if model is None:
+        model = ReadModel(store, references, check_interval=0)
+    model.refresh()
     return {"keys": list(store.keys()), "states": list(store.states()),
             "heads": {(s.type, s.id): store.head(s.type, s.id) for s in store.states()},
             "changes": store.changes(0), "publications": store.publications(0), "last": store.last_seq(),
@@ -204,13 +207,14 @@ def fill(disk, leave=0):
 def test_a_write_on_a_really_full_disk_fails_and_commits_nothing(small_disk, documents, free_pages):
     store = Store(small_disk / "db")
     Documents(store).import_(documents, actor="import")
-    before, before_files = observe(store), files_of(store.root)
+    model = ReadModel(store, references, check_interval=0)
+    before, before_files = observe(store, model), files_of(store.root)
     filler = fill(small_disk, leave=free_pages * 4096)
     head = store.head("faq", "drug-q1")
     with pytest.raises(StorageFull):
         Documents(store).write(dict(head.content, answer="Long. " * 800), expected_revision=1, actor="ann",
                                publish=True)
-    assert observe(store) == before
+    assert observe(store, model) == before
     filler.unlink()
     reopened = Store(store.root)
     assert observe(reopened) == before and reopened.verify() == []
