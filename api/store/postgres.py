@@ -73,28 +73,29 @@ _CHANGE_COLUMNS = "seq, type, id, revision, kind, actor, at, message, details"
 _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 
-class DatabaseUnavailable(StorageUnavailable):
+class _Described:
+    """A storage error told in words (the database's), not made from an OSError as the file store's are."""
+
+    def __init__(self, message):
+        StoreError.__init__(self, message)
+        self.error = None
+
+
+class DatabaseUnavailable(_Described, StorageUnavailable):
     """The database cannot be reached, or failed an operation. Nothing was committed."""
 
     def __init__(self, message, cause=""):
-        StoreError.__init__(self, message)
-        self.error = None
+        super().__init__(message)
         self.cause = cause  # the driver's own words, in one line
 
 
-class CommitOutcomeUnknown(StorageUnavailable):
+class CommitOutcomeUnknown(_Described, StorageUnavailable):
     """The connection failed while the database was committing, and the database has not answered
     since: the change may have been saved or not. Never reported as "nothing was saved"."""
 
-    def __init__(self, message):
-        StoreError.__init__(self, message)
-        self.error = None
 
-
-class DatabaseFull(StorageFull):
-    def __init__(self, message):
-        StoreError.__init__(self, message)
-        self.error = None
+class DatabaseFull(_Described, StorageFull):
+    pass
 
 
 class InvalidDatabaseUrl(StoreError):
