@@ -370,3 +370,42 @@ def test_export_edit_import_round_trip(tmp_path, content_copy):
     assert refused.returncode == 1
     assert f"{path}: file is at revision 1, store is at revision 3 (published 3)" in refused.stderr
     assert Store(db).published(*FAQ.split("/")).revision == 3
+
+
+def test_an_export_imports_back_after_editors_publish_faqs_with_a_gap_and_a_tie_in_positions(tmp_path, content_copy):
+    from api.store.keys import KeyStore
+
+    db, exported, copy_db = tmp_path / "db", tmp_path / "exported", tmp_path / "copy"
+    assert medkb(db, "import", content_copy).returncode == 0
+    keys = {name: KeyStore(db).create(role, name)[1]
+            for name, role in [("ann", "author"), ("rita", "reviewer"), ("paul", "publisher")]}
+    faq = {"type": "faq", "schema_version": 3, "locale": "en-US", "product": "hemgenix",
+           "question": "How long does Hemgenix keep working?",
+           "answer": "In the HOPE-B trial, factor IX levels stayed stable in most patients over 5 years.",
+           "citations": [{"source": "medfinder-how-does-hemgenix-work",
+                          "locator": "Step 4: Factor IX Production Begins"}]}
+    with serving(db) as base:
+        ann, rita, paul = (editor_session(base, keys[name]) for name in ("ann", "rita", "paul"))
+        for id_, position in (("hemgenix-at-six", 6), ("hemgenix-also-at-four", 4)):  # a gap, then a tie
+            created = ann.post(f"{base}/v1/editorial/documents", json=dict(faq, id=id_, position=position))
+            assert created.status_code == 201, created.text
+            transition(ann, base, f"faq/{id_}", "submit")
+            transition(rita, base, f"faq/{id_}", "approve")
+            transition(paul, base, f"faq/{id_}", "publish")
+        deadline = time.monotonic() + 10
+        while len(faqs := requests.get(f"{base}/v1/products/hemgenix?include=faqs").json()["included"]["faqs"]) < 6:
+            assert time.monotonic() < deadline, "the publishes never reached the public read"
+            time.sleep(0.05)
+        assert [(f["position"], f["id"]) for f in faqs][3:] == [
+            (4, "hemgenix-also-at-four"), (4, "hemgenix-what-is-the-padua-variant"), (6, "hemgenix-at-six")]
+
+    assert medkb(db, "export", "--out", exported).returncode == 0
+    assert medkb(db, "validate", exported).returncode == 0
+    into_new = medkb(copy_db, "import", exported)
+    assert into_new.returncode == 0, into_new.stderr
+    warned = sorted(line.split(":")[1].strip() for line in into_new.stderr.splitlines() if "faq.position" in line)
+    assert warned == sorted(f"faq/{path.stem}" for path in (exported / "faqs").glob("*.json"))
+    assert medkb(copy_db, "export", "--out", tmp_path / "again").returncode == 0
+    assert tree_bytes(tmp_path / "again") == tree_bytes(exported)
+    into_same = medkb(db, "import", exported)
+    assert into_same.returncode == 0 and " 0 changed" in into_same.stdout

@@ -269,25 +269,6 @@ def reference_errors(document, lookup):
     return errors + integrity_errors(document, lookup)
 
 
-def set_errors(documents):
-    """Checks that need the whole set: FAQ positions per product. Yields (document, field, message).
-    Only products the set holds are checked: the FAQs of a product outside it (in the store) are
-    not all in view."""
-    documents = list(documents)
-    products = {document.get("id") for document in documents if document.get("type") == "product"}
-    by_product = {}
-    for document in documents:
-        if document.get("type") == "faq" and isinstance(document.get("position"), int) \
-                and document.get("product") in products:
-            by_product.setdefault(document.get("product"), []).append(document)
-    for product, faqs in sorted(by_product.items(), key=lambda item: str(item[0])):
-        positions = sorted(faq["position"] for faq in faqs)
-        if positions != list(range(1, len(faqs) + 1)):
-            for faq in faqs:
-                yield faq, "position", (f"FAQ positions of product/{product} must be unique and contiguous "
-                                        f"from 1; got {positions}.")
-
-
 @dataclass
 class LoadedSet:
     documents: dict  # "type/id" -> document
@@ -332,14 +313,13 @@ def load_set(paths, *, processes=None, progress=None, lookup_outside=None):
     documents, locations, problems = {}, {}, []
     # Invalid documents still answer lookups, so one broken file is reported
     # once rather than again as a dangling reference in everything citing it.
-    known, known_paths = {}, {}
+    known = {}
     for path, document, errors in fork_map(_load_file, paths_found, processes=processes, progress=progress):
         if document is None:
             problems.extend(Problem(str(path), "", message) for _, message in errors)
             continue
         if isinstance(document.get("type"), str) and isinstance(document.get("id"), str):
             known.setdefault(key_of(document), document)
-            known_paths.setdefault(key_of(document), path)
         if errors:
             problems.extend(Problem(str(path), field, message) for field, message in errors)
             continue
@@ -378,8 +358,6 @@ def load_set(paths, *, processes=None, progress=None, lookup_outside=None):
     for key, (errors, _) in zip(keys, checked):
         errors = rechecked.get(key, errors)
         problems.extend(Problem(str(locations[key]), field, message) for field, message in errors)
-    problems.extend(Problem(str(known_paths[key_of(document)]), field, message)
-                    for document, field, message in set_errors(known.values()))
     return LoadedSet(documents, locations, problems, len(paths_found), outside, set(leaning))
 
 

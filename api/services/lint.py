@@ -18,6 +18,7 @@ RULES = {
     "citation.locator": ("error", "A citation whose locator is not one its source declares."),
     "citation.missing": ("error", "A clinical claim in a text field that has no citations of its own."),
     "claim.comparative": ("error", "A comparison between products, like 'better than' or 'as effective as'."),
+    "faq.position": ("warning", "A product's FAQ positions that are not 1, 2, 3...: a gap or a tie (files only)."),
     "discrepancy.open": ("warning", "The article and a label differ here; a medical reviewer has not resolved it."),
     "readability.grade": ("warning", "Patient-facing prose above Flesch-Kincaid grade 8."),
     "reference.unresolved": ("error", "A reference to a document that does not exist or does not fit."),
@@ -282,8 +283,11 @@ def lint_set(documents, today=None, *, outside=None, processes=None):
     today = today or datetime.date.today()
     lines, with_errors, counts = [], {}, {"error": 0, "warning": 0}
     keys = list(documents)
+    of_the_set = faq_position_findings(documents)
     for key, findings in zip(keys, fork_map(lambda key: lint(documents[key], lookup, today, references=False), keys,
                                             processes=processes)):
+        if key in of_the_set:
+            findings = sorted([*findings, of_the_set[key]], key=lambda finding: (finding["field"], finding["rule"]))
         for finding in findings:
             counts[finding["severity"]] += 1
             lines.append(f"lint: {key}: {finding['field'] or '-'}: {finding['severity']} {finding['rule']}: "
@@ -294,3 +298,25 @@ def lint_set(documents, today=None, *, outside=None, processes=None):
         lines.append(f"lint: {counts['error']} error(s), {counts['warning']} warning(s); "
                      f"{len(with_errors)} document(s) published with open errors.")
     return lines, {key: sorted(set(rules)) for key, rules in with_errors.items()}
+
+
+def faq_position_findings(documents):
+    """{"type/id": finding} for the FAQs of each product in `documents` whose positions are not
+    1, 2, 3...: a whole-set rule, so files only. It is advice, not an error: positions order a
+    product's FAQs (ties by id), and editors unpublishing or adding one FAQ through the API
+    leave gaps that an export must be able to import back."""
+    products = {document.get("id") for document in documents.values() if document.get("type") == "product"}
+    by_product = {}
+    for key, document in documents.items():
+        if document.get("type") == "faq" and document.get("product") in products:
+            by_product.setdefault(document["product"], []).append(key)
+    findings = {}
+    for product, keys in by_product.items():
+        positions = sorted(documents[key]["position"] for key in keys)
+        if positions != list(range(1, len(keys) + 1)):
+            for key in keys:
+                findings[key] = {"rule": "faq.position", "severity": RULES["faq.position"][0], "field": "position",
+                                 "message": f"The FAQs of product/{product} are at positions {positions}, not 1 to "
+                                            f"{len(keys)}: readers see them by position, then id. Renumber them "
+                                            f"to make the order explicit."}
+    return findings
