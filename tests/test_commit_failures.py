@@ -339,3 +339,30 @@ def test_cli_answers_an_unusable_store_folder_in_one_line(tmp_path, command):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Not a directory" in result.stderr
+
+
+def test_a_server_whose_temporary_folder_shares_the_full_disk_keeps_serving_and_writes_once_there_is_room(small_disk):
+    """The store and TMPDIR on one disk, as on a one-disk machine with the defaults. The workers'
+    metric files are memory-mapped: on a full disk, the first write to a new page of one is a
+    SIGBUS, which killed every worker in turn until granian gave up. Requests of many kinds (new
+    metric values, new pages) must leave the server answering, and writing again once there is room."""
+    db, temporary = small_disk / "db", small_disk / "tmp"
+    temporary.mkdir()
+    assert medkb(db, "import", "content").returncode == 0
+    key = medkb(db, "keys", "create", "--role", "author", "--name", "ann").stdout.strip()
+    url = "/v1/editorial/documents/faq/hemgenix-how-does-it-work"
+    with serving(db, workers=1, env={"TMPDIR": str(temporary)}) as base:
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {key}", "Accept-Encoding": "identity"})
+        etag = session.get(base + url).headers["ETag"]
+        filler = fill(small_disk)
+        paths = ["/healthz", "/readyz", "/v1/products/hemgenix", "/v1/search?q=liver", "/v1/feed", "/v1/bundle",
+                 "/openapi.json", "/metrics", *(f"/v1/{kind}/nothing-{n}" for kind in ("faqs", "products", "sources")
+                                                for n in range(3))]
+        for _ in range(3):
+            for path in paths:
+                assert requests.get(base + path, timeout=10).status_code < 500, path
+        assert session.patch(base + url, json={"answer": "Not yet."}, headers={"If-Match": etag}).status_code == 507
+        filler.unlink()
+        saved = session.patch(base + url, json={"answer": "Saved once there is room."}, headers={"If-Match": etag})
+        assert saved.status_code == 200, saved.text

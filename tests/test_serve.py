@@ -3,12 +3,14 @@
 # granian (hyper) sends them in lower case, as HTTP/2 requires.
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -181,3 +183,29 @@ def test_a_rate_limit_storage_that_cannot_be_used_is_one_line_before_serving(tmp
     returncode, stderr = refused_before_serving(tmp_path, [], {"MEDKB_RATE_LIMIT_STORAGE": "nonsense://x"})
     assert returncode == 1 and "Traceback" not in stderr
     assert stderr.strip() == "MEDKB_RATE_LIMIT_STORAGE: 'nonsense://x' cannot be used (unknown storage scheme : nonsense://x)"
+
+
+def test_serve_keeps_its_run_folder_in_shared_memory_and_clears_those_of_killed_runs(content_db):
+    """Metric files and rate-limit counters live in a run folder apart from every disk; a run
+    killed with SIGKILL cannot remove its own, so the next start removes it (in shared memory it
+    would hold memory until the machine restarts)."""
+    shared = Path("/dev/shm")
+    if not os.access(shared, os.W_OK):
+        pytest.skip("no /dev/shm here")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    killed_run = shared / f"medkb-serve-{gone.pid}-earlier"
+    (killed_run / "metrics").mkdir(parents=True)
+    live_run = shared / f"medkb-serve-{os.getpid()}-alive"  # this test's own process: still running
+    live_run.mkdir()
+    try:
+        with serving(content_db, workers=1) as base:
+            assert urllib.request.urlopen(f"{base}/healthz").status == 200
+            ours = [folder for folder in shared.glob("medkb-serve-*-*")
+                    if (folder / "metrics").is_dir() and any((folder / "metrics").glob("*.db"))]
+            assert ours, "the run's metric files are in shared memory"
+            assert not killed_run.exists()
+            assert live_run.exists()
+    finally:
+        shutil.rmtree(killed_run, ignore_errors=True)
+        live_run.rmdir()

@@ -1,6 +1,7 @@
 """The `medkb` command line. Errors are one line each (file, field, message), never a traceback."""
 import logging
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -619,9 +620,6 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     The scheduler runs beside them in this process; SIGTERM or SIGINT stops everything cleanly.
     """
     import multiprocessing
-    import shutil
-    import tempfile
-    import threading
 
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
@@ -636,8 +634,11 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
     check_address(host, port)
     # The workers build their app from the environment.
     os.environ.update(MEDKB_DB=str(store_path()), MEDKB_BODY_TIMEOUT=str(body_timeout))
-    # This run's own folder: shared rate-limit counters and, unless configured, metric files.
-    runtime = Path(tempfile.mkdtemp(prefix="medkb-serve-"))
+    # This run's own folder: shared rate-limit counters and, unless configured, metric files. Both
+    # are written on every request, the metric files through mmap: on the store's disk, a full disk
+    # made each worker die of SIGBUS (a write to a new page of a mapped file that can get no block),
+    # until granian gave up. Shared memory is apart from every disk.
+    runtime = run_folder()
     os.environ.setdefault("MEDKB_RATE_LIMIT_STORAGE", f"medkb-sqlite://{runtime / 'ratelimits.sqlite'}")
     metrics_dir = prepare_metrics_dir(runtime / "metrics")
     # Workers start from a fresh interpreter rather than a fork of this one, which runs the
@@ -661,6 +662,31 @@ def serve(host, port, workers, access_log, header_timeout, body_timeout):
         if scheduler.is_alive():
             scheduler.join(timeout=10)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+SHARED_MEMORY = "/dev/shm"  # a memory file system on Linux; elsewhere, the temporary folder
+
+
+def run_folder():
+    """A new folder for this run of `medkb serve`, named after its process. Folders of earlier
+    runs whose process is gone (killed, so it could not clean up) are removed first: in shared
+    memory they would hold memory until the machine restarts."""
+    parent = Path(SHARED_MEMORY if os.access(SHARED_MEMORY, os.W_OK) else tempfile.gettempdir())
+    for earlier in parent.glob("medkb-serve-*-*"):
+        pid = earlier.name.split("-")[2]
+        if pid.isdigit() and not process_exists(int(pid)):
+            shutil.rmtree(earlier, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"medkb-serve-{os.getpid()}-", dir=parent))
+
+
+def process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def check_address(host, port):
