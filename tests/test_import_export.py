@@ -409,3 +409,24 @@ def test_an_export_imports_back_after_editors_publish_faqs_with_a_gap_and_a_tie_
     assert tree_bytes(tmp_path / "again") == tree_bytes(exported)
     into_same = medkb(db, "import", exported)
     assert into_same.returncode == 0 and " 0 changed" in into_same.stdout
+
+
+def test_a_file_exported_from_another_store_is_refused_as_ahead_of_this_one(tmp_path, content_copy):
+    """Export from a store where an FAQ is at revision 2, import that into a new store (where it
+    starts again at 1), edit the file and import again: refused, saying where the file comes from."""
+    source, copy, exported = tmp_path / "source", tmp_path / "copy", tmp_path / "exported"
+    assert medkb(source, "import", content_copy).returncode == 0
+    store = Store(source)
+    head = store.head(*FAQ.split("/"))
+    Documents(store).write(dict(head.content, answer="Published from the API."), expected_revision=1, actor="ann",
+                           publish=True)
+    assert medkb(source, "export", "--out", exported).returncode == 0
+    assert medkb(copy, "import", exported).returncode == 0
+    path = exported / "faqs" / "hemgenix-how-does-it-work.json"
+    path.write_text(path.read_text().replace("Published from the API.", "Edited in the file."))
+    refused = medkb(copy, "import", exported)
+    assert refused.returncode == 1
+    assert f"{path}: file is at revision 2, ahead of the store's revision 1 (published 1): it comes from another " \
+           f"store, whose revision numbers this one does not share; export from this store and edit that, or pass " \
+           f"--force-revert to replace the store's version with the file" in refused.stderr.splitlines()
+    assert Store(copy).published(*FAQ.split("/")).content["answer"] == "Published from the API."

@@ -31,6 +31,11 @@ class Refusal:
 
     def __str__(self):
         where = "deleted" if self.deleted else f"published {self.published}" if self.published else "not published"
+        if isinstance(self.file_revision, int) and self.file_revision > self.head:
+            # Exported from another store: an import numbers a document's revisions from 1.
+            return (f"file is at revision {self.file_revision}, ahead of the store's revision {self.head} ({where}): "
+                    f"it comes from another store, whose revision numbers this one does not share; export from "
+                    f"this store and edit that, or pass {FORCE_FLAG} to replace the store's version with the file")
         return (f"file is at revision {self.file_revision}, store is at revision {self.head} ({where}); "
                 f"export first, or pass {FORCE_FLAG} to replace the store's version with the file")
 
