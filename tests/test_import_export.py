@@ -2,6 +2,7 @@
 import json
 import re
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -430,3 +431,39 @@ def test_a_file_exported_from_another_store_is_refused_as_ahead_of_this_one(tmp_
            f"store, whose revision numbers this one does not share; export from this store and edit that, or pass " \
            f"--force-revert to replace the store's version with the file" in refused.stderr.splitlines()
     assert Store(copy).published(*FAQ.split("/")).content["answer"] == "Published from the API."
+
+
+@pytest.fixture
+def read_only_store(tmp_path, content_copy):
+    """A store with the shipped content, seen through a read-only bind mount (a backup, a
+    snapshot), or a skip where mounting is not permitted."""
+    written, mounted = tmp_path / "written", tmp_path / "read-only"
+    assert medkb(written / "db", "import", content_copy).returncode == 0
+    mounted.mkdir()
+    for command in (["mount", "--bind", str(written), str(mounted)],
+                    ["mount", "-o", "remount,bind,ro", str(mounted)]):
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            subprocess.run(["umount", str(mounted)], capture_output=True)
+            pytest.skip(f"cannot make a read-only mount here: {result.stderr.strip()}")
+    yield mounted / "db"
+    subprocess.run(["umount", "-l", str(mounted)], check=True)
+
+
+def test_a_store_on_a_read_only_file_system_is_checked_and_exported_and_refuses_writes_in_one_line(
+        tmp_path, read_only_store, content_copy):
+    exported = medkb(read_only_store, "export", "--out", tmp_path / "exported")
+    assert exported.returncode == 0, exported.stderr
+    assert tree_bytes(tmp_path / "exported") == tree_bytes(CONTENT)
+    checked = medkb(read_only_store, "check")
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert checked.stdout.strip().endswith(f"change sequence at {CONTENT_COUNT}: OK.")
+    repair = medkb(read_only_store, "check", "--repair")
+    assert (repair.returncode, repair.stderr) == (
+        1, f"{read_only_store}: is on a read-only file system; nothing can be repaired there.\n")
+    path = content_copy / "faqs" / "hemgenix-how-does-it-work.json"
+    path.write_text(path.read_text().replace("How does Hemgenix work?", "How does it work?"))
+    imported = medkb(read_only_store, "import", content_copy)
+    assert (imported.returncode, imported.stderr) == (
+        1, f"{read_only_store}: on a read-only file system; nothing was saved.\n")
+    assert Store(read_only_store).last_seq() == CONTENT_COUNT

@@ -321,11 +321,14 @@ def check(repair):
     """Verify every revision's hash, every pointer and the change sequence."""
     store = open_store()
     if repair:
+        if store.read_only:
+            fail(f"{store.location}: is on a read-only file system; nothing can be repaired there.")
         store.indexes.rebuild(store)
         click.echo(f"{store.indexes.path}: rebuilt from the change log.", err=True)
     problems = store.verify()
     try:
-        store.indexes.applied_seq()
+        if not store.read_only:  # the index file is derived: where it cannot be rebuilt, it is not checked
+            store.indexes.applied_seq()
     except sqlite3.Error as error:
         problems.append(f"{store.indexes.path}: cannot be read ({error}); `medkb check --repair` rebuilds it "
                         f"from the change log.")

@@ -12,6 +12,7 @@ from api.store.records import Commit, Conflict, DocumentState, NotFound, Unpubli
 
 class StoreBackend(ABC):
     state_from_pointers = staticmethod(DocumentState.from_pointers)
+    read_only = False  # True for a file store on a read-only file system: it reads, verifies and exports
 
     @abstractmethod
     def last_seq(self):

@@ -4,10 +4,11 @@ validate documents; the store persists them, numbers every change and never lose
 `Store` is a small facade over the file layout (layout.py), the commit protocol and its recovery
 (journal.py), the upgrade of older layouts (upgrade.py) and verification (verify.py).
 """
+import errno
 import os
 import re
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from filelock import FileLock, Timeout
 
@@ -51,13 +52,20 @@ class Store(StoreBackend):
             self.root.mkdir(parents=True, exist_ok=True)
         except FileExistsError:  # exist_ok covers folders only
             raise StoreError(f"{self.root}: is a file, not a store folder; nothing was changed.") from None
+        # A store on a read-only file system (a backup, a snapshot) can still be checked and
+        # exported: nobody can write it, so reads need no lock and there is nothing to tidy.
+        self.read_only = bool(os.statvfs(self.root).f_flag & os.ST_RDONLY)
         try:
             self._lock = FileLock(str(self.layout.lock_path))
             if upgrade.needed(self.layout):
+                if self.read_only:
+                    raise StoreError(f"{self.root}: is in an older layout on a read-only file system, where it "
+                                     f"cannot be upgraded; copy it to a writable folder first.")
                 with self._lock:  # upgrade first: recovery reads the current layout's pending record
                     if upgrade.needed(self.layout):
                         upgrade.upgrade(self.layout)
-            self._tidy_if_idle()
+            if not self.read_only:
+                self._tidy_if_idle()
             self._check_files_parse()
         except OSError as error:
             raise storage_error(error) from None
@@ -198,6 +206,8 @@ class Store(StoreBackend):
     def writing(self):
         """Hold the cross-process writer lock (re-entrant). Whatever is read inside is what a
         commit made inside will be checked against: validate references here, race-free."""
+        if self.read_only:
+            raise StorageUnavailable(OSError(errno.EROFS, "on a read-only file system", str(self.root)))
         try:
             self._lock.acquire()
         except OSError as error:  # the lock file cannot be opened: a read-only or failing store folder
@@ -295,5 +305,5 @@ class Store(StoreBackend):
         logs and pointers would disagree without anything being wrong."""
         from api.store.verify import verify
 
-        with self.writing():
+        with nullcontext() if self.read_only else self.writing():
             return verify(self)
