@@ -374,6 +374,15 @@ def test_a_store_path_that_is_a_file_is_refused_and_left_alone(tmp_path):
     assert path.read_text() == "not a store"
 
 
+def test_a_store_folder_that_cannot_hold_files_is_one_line_not_a_wait():
+    """/proc/self exists and refuses new files with ENOENT, which the lock library takes for
+    another process holding the lock, and waited for ever."""
+    result = subprocess.run([sys.executable, "-m", "api.cli", "check"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "MEDKB_DB": "/proc/self"}, timeout=60)
+    assert (result.returncode, result.stderr) == (1, "/proc/self/store.lock: No such file or directory; "
+                                                     "nothing was saved.\n")
+
+
 @pytest.mark.slow
 def test_check_while_writers_commit_finds_nothing_wrong(backend, documents, tmp_path):
     """`medkb check` on a store that two writer processes keep committing to: it reads one moment

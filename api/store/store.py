@@ -56,6 +56,10 @@ class Store(StoreBackend):
         # exported: nobody can write it, so reads need no lock and there is nothing to tidy.
         self.read_only = bool(os.statvfs(self.root).f_flag & os.ST_RDONLY)
         try:
+            if not self.read_only:
+                # Created here, so that a folder that cannot hold it is an error now: filelock takes
+                # ENOENT on creating it (a /proc folder answers so) for contention and waits forever.
+                os.close(os.open(self.layout.lock_path, os.O_RDWR | os.O_CREAT, 0o644))
             self._lock = FileLock(str(self.layout.lock_path))
             if upgrade.needed(self.layout):
                 if self.read_only:
