@@ -22,7 +22,7 @@ from api.store import files
 from api.store.readmodel import ReadModel
 from api.store.store import Commit, StorageFull, StorageUnavailable, Store
 from conftest import ROOT
-from servers import is_derived, medkb, serving
+from servers import free_port, is_derived, medkb, serving
 
 
 class DiskFault:
@@ -366,3 +366,16 @@ def test_a_server_whose_temporary_folder_shares_the_full_disk_keeps_serving_and_
         filler.unlink()
         saved = session.patch(base + url, json={"answer": "Saved once there is room."}, headers={"If-Match": etag})
         assert saved.status_code == 200, saved.text
+
+
+def test_serve_on_a_full_disk_says_so_in_one_line(small_disk):
+    """The read model needs room for its journal files to open: with none, `medkb serve` stops
+    before any worker starts, naming the full disk (SQLite calls it a disk I/O error, and the
+    advice for a damaged file, to move it aside, would not help)."""
+    db = small_disk / "db"
+    assert medkb(db, "import", "content").returncode == 0
+    fill(small_disk)
+    result = medkb(db, "serve", "--port", str(free_port()))
+    assert result.returncode == 1
+    assert result.stderr == (f"{db}: the read model (readmodel.sqlite) cannot be written (disk I/O error): the disk "
+                             f"holding {db} is full. Make room there and run this command again.\n")

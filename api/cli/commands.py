@@ -76,6 +76,9 @@ def prepare_derived(done=""):
 DERIVED = {prepare_read_model: "the read model (readmodel.sqlite)", search_service.prepare: "the search index (search/)"}
 
 
+NEARLY_FULL = 1 << 20  # bytes free: less, and SQLite cannot even make the journal files a database needs
+
+
 def _prepare_on_own_store(prepare):
     """prepare(store) on a store opened in this (forked) process, which must not share the
     parent's open files and connections; the one-line message of a failure, or None."""
@@ -87,6 +90,9 @@ def _prepare_on_own_store(prepare):
         return one_line(error)
     except sqlite3.Error as error:
         where = store.location if store is not None else store_path()
+        if shutil.disk_usage(store_path()).free < NEARLY_FULL:  # SQLite says "disk I/O error" for that too
+            return (f"{where}: {DERIVED[prepare]} cannot be written ({one_line(error)}): the disk holding "
+                    f"{store_path()} is full. Make room there and run this command again.")
         return (f"{where}: {DERIVED[prepare]} cannot be used ({one_line(error)}). It is derived from the "
                 f"store, which is unaffected: move it aside and run this command again to build it afresh.")
     return None
