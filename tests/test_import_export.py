@@ -387,9 +387,19 @@ def test_an_export_imports_back_after_editors_publish_faqs_with_a_gap_and_a_tie_
                           "locator": "Step 4: Factor IX Production Begins"}]}
     with serving(db) as base:
         ann, rita, paul = (editor_session(base, keys[name]) for name in ("ann", "rita", "paul"))
-        for id_, position in (("hemgenix-at-six", 6), ("hemgenix-also-at-four", 4)):  # a gap, then a tie
+        for id_, position, seen in (("hemgenix-at-six", 6, [1, 2, 3, 4, 6]),  # a gap, then a tie
+                                    ("hemgenix-also-at-four", 4, [1, 2, 3, 4, 4, 6])):
             created = ann.post(f"{base}/v1/editorial/documents", json=dict(faq, id=id_, position=position))
             assert created.status_code == 201, created.text
+            # Editors see the warning the import gives, against the product's published FAQs (which
+            # reach the worker that answers within the second DESIGN allows).
+            warning = {"rule": "faq.position", "severity": "warning", "field": "position",
+                       "message": f"The FAQs of product/hemgenix are at positions {seen}, not 1 to {len(seen)}: "
+                                  f"readers see them by position, then id. Renumber them to make the order explicit."}
+            deadline = time.monotonic() + 5
+            while warning not in ann.get(f"{base}/v1/editorial/documents/faq/{id_}/lint").json()["findings"]:
+                assert time.monotonic() < deadline, "the editorial lint never warned about the positions"
+                time.sleep(0.05)
             transition(ann, base, f"faq/{id_}", "submit")
             transition(rita, base, f"faq/{id_}", "approve")
             transition(paul, base, f"faq/{id_}", "publish")

@@ -18,7 +18,7 @@ RULES = {
     "citation.locator": ("error", "A citation whose locator is not one its source declares."),
     "citation.missing": ("error", "A clinical claim in a text field that has no citations of its own."),
     "claim.comparative": ("error", "A comparison between products, like 'better than' or 'as effective as'."),
-    "faq.position": ("warning", "A product's FAQ positions that are not 1, 2, 3...: a gap or a tie (files only)."),
+    "faq.position": ("warning", "A product's FAQ positions that are not 1, 2, 3...: a gap or a tie."),
     "discrepancy.open": ("warning", "The article and a label differ here; a medical reviewer has not resolved it."),
     "readability.grade": ("warning", "Patient-facing prose above Flesch-Kincaid grade 8."),
     "reference.unresolved": ("error", "A reference to a document that does not exist or does not fit."),
@@ -302,9 +302,9 @@ def lint_set(documents, today=None, *, outside=None, processes=None):
 
 def faq_position_findings(documents):
     """{"type/id": finding} for the FAQs of each product in `documents` whose positions are not
-    1, 2, 3...: a whole-set rule, so files only. It is advice, not an error: positions order a
-    product's FAQs (ties by id), and editors unpublishing or adding one FAQ through the API
-    leave gaps that an export must be able to import back."""
+    1, 2, 3...: a whole-set rule (editorial lint applies it to an FAQ and its product's published
+    ones). It is advice, not an error: positions order a product's FAQs (ties by id), and editors
+    unpublishing or adding one FAQ through the API leave gaps that an export must import back."""
     products = {document.get("id") for document in documents.values() if document.get("type") == "product"}
     by_product = {}
     for key, document in documents.items():
@@ -312,11 +312,17 @@ def faq_position_findings(documents):
             by_product.setdefault(document["product"], []).append(key)
     findings = {}
     for product, keys in by_product.items():
-        positions = sorted(documents[key]["position"] for key in keys)
-        if positions != list(range(1, len(keys) + 1)):
-            for key in keys:
-                findings[key] = {"rule": "faq.position", "severity": RULES["faq.position"][0], "field": "position",
-                                 "message": f"The FAQs of product/{product} are at positions {positions}, not 1 to "
-                                            f"{len(keys)}: readers see them by position, then id. Renumber them "
-                                            f"to make the order explicit."}
+        finding = faq_position_finding(product, [documents[key] for key in keys])
+        if finding:
+            findings.update(dict.fromkeys(keys, finding))
     return findings
+
+
+def faq_position_finding(product, faqs):
+    """The faq.position finding when the positions of `faqs`, all of product/`product`, are not 1 to n."""
+    positions = sorted(faq["position"] for faq in faqs)
+    if positions == list(range(1, len(faqs) + 1)):
+        return None
+    return {"rule": "faq.position", "severity": RULES["faq.position"][0], "field": "position",
+            "message": f"The FAQs of product/{product} are at positions {positions}, not 1 to {len(faqs)}: readers "
+                       f"see them by position, then id. Renumber them to make the order explicit."}

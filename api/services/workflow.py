@@ -20,7 +20,7 @@ from schemas import DOCUMENT_TYPES as TYPES
 from api.knowledge.documents import references
 from api.services.errors import (AlreadyExists, Blocked, DomainError, Forbidden, IllegalTransition, StaleWrite,
                                  Unpublished)
-from api.services.lint import lint
+from api.services.lint import faq_position_finding, lint
 from api.knowledge.documents import InvalidDocument
 from api.services.documents import Documents
 from api.store.clock import iso, now_iso
@@ -282,7 +282,21 @@ class Editorial:
         return self.documents.lookup_head(type_name, id_)
 
     def lint(self, document):
-        return lint(document, self.lookup_head, self.today())
+        findings = lint(document, self.lookup_head, self.today())
+        position = self._faq_position(document)
+        if position:
+            findings = sorted([*findings, position], key=lambda finding: (finding["field"], finding["rule"]))
+        return findings
+
+    def _faq_position(self, document):
+        """faq.position for an FAQ among its product's published FAQs, as readers would see them
+        once it is published; from the read model's reference index, so a product's FAQs only."""
+        product, position = document.get("product"), document.get("position")
+        if document.get("type") != "faq" or not isinstance(product, str) or not isinstance(position, int):
+            return None
+        others = [faq.document for faq in self.published.referring("product", product, "faq", "product")
+                  if faq.document["id"] != document.get("id")]
+        return faq_position_finding(product, [*others, document])
 
     def lint_report(self, type_name, id_):
         """The lint findings on the head revision, with counts by severity."""
