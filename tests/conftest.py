@@ -1,5 +1,6 @@
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,21 @@ def any_store(backend, documents):
 def pg_store(postgres_backend, documents):
     """The minimal knowledge base, imported and published, in PostgreSQL."""
     return imported_store(postgres_backend, documents)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's build; Playwright never downloads its own
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright, or a skip where either is missing (make test installs both)."""
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium (make test installs it)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

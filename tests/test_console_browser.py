@@ -11,12 +11,8 @@ import time
 import pytest
 import requests
 
-from conftest import CONTENT, ROOT, import_documents
+from conftest import CHROMIUM, CONTENT, ROOT, import_documents
 from servers import create_key, serving
-
-CHROMIUM = "/usr/bin/chromium"  # Debian's build; Playwright never downloads its own
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -40,14 +36,6 @@ def site(tmp_path_factory):
             [("ann", "author"), ("abe", "author"), ("rita", "reviewer"), ("paul", "publisher"), ("ada", "admin")]}
     with serving(db) as base:
         yield base, keys
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(autouse=True)

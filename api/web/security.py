@@ -104,9 +104,11 @@ def harden(response, wildcard_cors=()):
     for name, value in items:  # a blueprint's own policy (the console's CSP) stands; two would both apply
         headers.setdefault(name, value)
     if wildcard_cors and request.method in ("GET", "HEAD") and path.startswith("/v1/") and not path.startswith(
-            ("/v1/editorial", "/v1/preview")):
+            ("/v1/editorial", "/v1/preview")) and "Access-Control-Allow-Origin" not in headers:
         # The same two headers for every public read; flask-cors, seeing them, leaves the response
-        # alone (it still answers preflight requests and lists of origins).
+        # alone (it still answers preflight requests and lists of origins). An error or a 304 may
+        # carry them already (flask-cors answers exceptions itself): twice, a browser reads "*, *"
+        # and refuses the response.
         headers.extend(wildcard_cors)
     if 300 <= status < 400 and status != 304:
         return relative_redirect(response)

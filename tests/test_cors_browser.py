@@ -1,0 +1,86 @@
+"""Cross-origin reads as a web app makes them: Chromium on a page from another origin, calling
+fetch() against a real `medkb serve`. A browser refuses any response whose CORS headers it cannot
+read as one value, so revalidations (304) and errors must carry them exactly once."""
+import http.client
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from servers import free_port, serving
+
+FAQ = "/v1/faqs/hemgenix-how-does-it-work"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    from servers import medkb
+
+    db = tmp_path_factory.mktemp("cors") / "db"
+    assert medkb(db, "import", "content").returncode == 0
+    with serving(db) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def other_origin(tmp_path_factory):
+    """A page served from another origin (another port), as a web app's own site would be."""
+    folder = tmp_path_factory.mktemp("site")
+    (folder / "index.html").write_text("<!doctype html><title>A web app</title>")
+    port = free_port()
+    site = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        site.terminate()
+        site.wait(timeout=10)
+
+
+def allow_origin_headers(base, path, headers):
+    """Every Access-Control-Allow-Origin line of one answer, as sent (requests would join them)."""
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", path, headers={"Origin": "https://app.example", **headers})
+        response = connection.getresponse()
+        response.read()
+        return response.status, [value for name, value in response.getheaders()
+                                 if name.lower() == "access-control-allow-origin"]
+    finally:
+        connection.close()
+
+
+def test_public_answers_carry_one_allow_origin_whatever_their_status(api):
+    etag = requests.get(api + FAQ).headers["ETag"]
+    assert allow_origin_headers(api, FAQ, {}) == (200, ["*"])
+    assert allow_origin_headers(api, FAQ, {"If-None-Match": etag, "Accept-Encoding": "gzip"}) == (304, ["*"])
+    assert allow_origin_headers(api, "/v1/faqs/no-such-faq", {}) == (404, ["*"])
+    assert allow_origin_headers(api, "/v1/products?page=abc", {})[1] == ["*"]
+
+
+def test_a_web_app_on_another_origin_revalidates_and_reads_errors(api, other_origin, browser):
+    page = browser.new_page()
+    try:
+        page.goto(other_origin)
+        seen = page.evaluate("""async (base) => {
+            const first = await fetch(base + "/v1/faqs/hemgenix-how-does-it-work", {cache: "no-store"});
+            const etag = first.headers.get("ETag");
+            const answer = (await first.json()).answer;
+            const conditional = await fetch(base + "/v1/faqs/hemgenix-how-does-it-work",
+                                            {headers: {"If-None-Match": etag}, cache: "no-store"});
+            // The browser's own cache: filled once, then revalidated with the If-None-Match it sends.
+            await (await fetch(base + "/v1/faqs/hemgenix-what-is-the-padua-variant")).text();
+            const revalidated = await fetch(base + "/v1/faqs/hemgenix-what-is-the-padua-variant", {cache: "no-cache"});
+            const missing = await fetch(base + "/v1/faqs/no-such-faq");
+            return {etag: etag, answer: answer, conditional: conditional.status,
+                    revalidated: [revalidated.status, (await revalidated.json()).id],
+                    missing: [missing.status, (await missing.json()).status]};
+        }""", api)
+    finally:
+        page.close()
+    assert seen["etag"] and seen["answer"]
+    assert seen["conditional"] == 304
+    assert seen["revalidated"] == [200, "hemgenix-what-is-the-padua-variant"]
+    assert seen["missing"] == [404, 404]
