@@ -112,6 +112,24 @@ def test_cursor_ahead_of_the_store_asks_for_a_resync(feed_client, db):
     assert "sync again from the start" in response.get_json()["detail"]
 
 
+def test_a_cursor_another_worker_issued_is_followed_by_a_worker_that_has_not_caught_up(db):
+    """Two workers over one store; the second looks for new commits only once an hour. A cursor
+    the first issued after a publish is not "ahead of the store" on the second: it catches up and
+    answers, rather than send the consumer back to a full sync."""
+    first = create_app({"MEDKB_DB": str(db), "MEDKB_CHECK_INTERVAL": 0}).test_client()
+    lagging = create_app({"MEDKB_DB": str(db), "MEDKB_CHECK_INTERVAL": 3600}).test_client()
+    cursor = lagging.get("/v1/feed").get_json()["next_cursor"]
+    store = Store(db)
+    Documents(store).write(dict(faq_content(store), answer="Published meanwhile."), expected_revision=1, actor="ann",
+                           publish=True)
+    issued = first.get(f"/v1/feed?since={cursor}").get_json()
+    assert [c["document"]["answer"] for c in issued["changes"]] == ["Published meanwhile."]
+    followed = lagging.get(f"/v1/feed?since={issued['next_cursor']}")
+    assert followed.status_code == 200, followed.get_json()
+    assert followed.get_json() == {"changes": [], "next_cursor": issued["next_cursor"], "has_more": False}
+    assert lagging.get("/v1/faqs/drug-q1").get_json()["answer"] == "Published meanwhile."
+
+
 def test_drafts_never_reach_delivery_search_or_feed(feed_client, db):
     store = Store(db)
     urls = ("/v1/faqs/drug-q1", "/v1/faqs", "/v1/search?q=zanzibar", "/v1/products/drug?include=faqs")

@@ -238,6 +238,11 @@ class Delivery:
         model, so the feed shows what delivery shows; the read model indexes each document's
         latest publication change, so a page costs the same at 100 or 100,000 changes."""
         if since > self.model.seq:
+            # Issued by another worker, which has applied a publish this one has not looked for
+            # yet (each looks every CHECK_INTERVAL): catch up now. Only a cursor past everything
+            # the store committed is ahead of it (a store reset or restored from a backup).
+            self.model.refresh(force=True)
+        if since > self.model.seq:
             raise CursorAhead(f"Cursor {since} is ahead of this store (at {self.model.seq}); sync again from the start.")
         # Cursors stop at publication changes only, so a draft edit moves no cursor and no tag.
         head = self.model.published_seq
