@@ -113,6 +113,26 @@ def test_the_bundle_is_the_published_set_with_the_cursor_of_its_last_publication
     assert int(response.headers["Content-Length"]) == len(response.data)
 
 
+def test_two_stores_at_one_cursor_with_other_content_have_other_bundle_tags(tmp_path):
+    """A store reset or restored from a backup can reach the cursor a client holds with other
+    content: the client's If-None-Match must get the new bundle, not a 304."""
+    tags, bodies = [], []
+    for name, answer in (("first", "Take it with food."), ("second", "Never take it with food.")):
+        store = Store(import_documents(tmp_path / name, load_set([CONTENT]).documents.values()))
+        head = store.head("faq", "hemgenix-how-does-it-work")
+        Documents(store).write(dict(head.content, answer=answer), expected_revision=head.revision, actor="ann",
+                               publish=True)
+        response = create_app({"MEDKB_DB": str(store.root), "MEDKB_CHECK_INTERVAL": 0}).test_client().get("/v1/bundle")
+        tags.append(response.headers["ETag"])
+        bodies.append(response.get_json())
+        if name == "second":
+            revalidated = create_app({"MEDKB_DB": str(store.root)}).test_client().get(
+                "/v1/bundle", headers={"If-None-Match": tags[0]})
+            assert revalidated.status_code == 200 and revalidated.get_json() == bodies[1]
+    assert bodies[0]["cursor"] == bodies[1]["cursor"] and bodies[0] != bodies[1]
+    assert tags[0] != tags[1]
+
+
 def test_the_bundle_never_carries_a_draft_and_is_rebuilt_only_when_publication_changes(client, db, app_bundles):
     store = Store(db)
     first = client.get("/v1/bundle")

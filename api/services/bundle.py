@@ -64,7 +64,9 @@ class Bundle:
 
     @property
     def etag(self):
-        return f"bundle-{self.cursor}"
+        # With the publication, not the cursor alone: a store reset or restored from a backup reaches
+        # the same cursor with other content, and a client's If-None-Match must not keep the old one.
+        return f"bundle-{self.cursor}-{self.publication}"
 
     @property
     def stem(self):
