@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Response, current_app, request
 from werkzeug.routing import RequestRedirect
 
-from api.web.errors import problem
+from api.web.errors import PROBLEM, problem
 
 # Data (JSON, YAML, text): nothing in it may load, run or be framed.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -110,6 +110,10 @@ def harden(response, wildcard_cors=()):
         # carry them already (flask-cors answers exceptions itself): twice, a browser reads "*, *"
         # and refuses the response.
         headers.extend(wildcard_cors)
+    if headers.get("Content-Type") == PROBLEM:
+        # An error is about this moment: a cache keeping a 404 would hide a document published a
+        # second later (RFC 9111 lets caches store a 404 without being told).
+        headers.setdefault("Cache-Control", "no-store")
     if 300 <= status < 400 and status != 304:
         return relative_redirect(response)
     if status == 200 and request.method == "OPTIONS" and not response.content_length:

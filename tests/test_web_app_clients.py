@@ -1,6 +1,7 @@
-"""Cross-origin reads as a web app makes them: Chromium on a page from another origin, calling
-fetch() against a real `medkb serve`. A browser refuses any response whose CORS headers it cannot
-read as one value, so revalidations (304) and errors must carry them exactly once."""
+"""Public reads as a web app and the caches in front of it see them, against a real `medkb serve`:
+Chromium on a page from another origin calling fetch(), and the headers shared caches obey. A
+browser refuses any response whose CORS headers it cannot read as one value, so revalidations
+(304) and errors must carry them exactly once."""
 import http.client
 import subprocess
 import sys
@@ -84,3 +85,12 @@ def test_a_web_app_on_another_origin_revalidates_and_reads_errors(api, other_ori
     assert seen["conditional"] == 304
     assert seen["revalidated"] == [200, "hemgenix-what-is-the-padua-variant"]
     assert seen["missing"] == [404, 404]
+
+
+def test_public_errors_are_never_stored_by_a_cache(api):
+    """A cache may keep a 404 unless told otherwise, and would then hide a document published a
+    moment later; a 429 or a 422 is about this request alone."""
+    for path in ("/v1/faqs/not-published-yet", "/v1/products?page=abc", "/v1/feed?since=999999"):
+        response = requests.get(api + path)
+        assert response.status_code >= 400 and response.headers["Cache-Control"] == "no-store", path
+    assert requests.get(api + FAQ).headers["Cache-Control"].startswith("public")
