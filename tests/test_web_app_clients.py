@@ -94,3 +94,15 @@ def test_public_errors_are_never_stored_by_a_cache(api):
         response = requests.get(api + path)
         assert response.status_code >= 400 and response.headers["Cache-Control"] == "no-store", path
     assert requests.get(api + FAQ).headers["Cache-Control"].startswith("public")
+
+
+def test_the_api_description_is_tagged_and_a_client_holding_it_gets_304(api):
+    first = requests.get(api + "/openapi.json")
+    assert first.status_code == 200 and first.json()["info"]["title"] == "medkb"
+    assert first.headers["Content-Encoding"] in ("gzip", "br") and first.headers["Cache-Control"] == "no-cache"
+    again = requests.get(api + "/openapi.json", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"] and not again.content
+    plain = requests.get(api + "/openapi.json", headers={"Accept-Encoding": "identity",
+                                                         "If-None-Match": first.headers["ETag"]})
+    assert plain.status_code == 304, "any encoding's tag names the same description"
+    assert requests.get(api + "/openapi.json", headers={"If-None-Match": '"another"'}).status_code == 200
