@@ -132,7 +132,7 @@ def test_rule_fires_and_names_the_field(key, change, rule, field, severity):
     assert RULES[rule][0] == severity
 
 
-SET_RULES = {"faq.position"}  # need the whole set: fired by lint_set only (test below)
+SET_RULES = {"faq.position"}  # about several documents: lint_set (below) and editorial lint (test_import_export)
 
 
 def test_every_rule_has_a_firing_case():
@@ -160,3 +160,156 @@ def test_faq_positions_1_to_n_in_any_order_are_not_a_finding():
     documents["faq/drug-q1"]["position"], documents["faq/drug-q2"]["position"] = 2, 1
     assert lint_set(documents, TODAY, processes=1) == ([], {})
 
+
+def test_clean_documents_have_no_findings():
+    documents = clean_documents()
+    for key, document in documents.items():
+        assert schema_errors(document) == [], key
+        assert run(documents, key) == [], key
+
+
+def test_minimal_documents_only_lack_medical_review():
+    documents = {f"{d['type']}/{d['id']}": d for d in minimal_documents()}
+    found = {(key, f["rule"]) for key in documents for f in run(documents, key)}
+    assert found == {("article/about-drug", "review.no_medical_reviewer"), ("article/about-drug", "review.overdue")}
+
+
+def test_review_messages_and_boundaries():
+    documents = clean_documents()
+    article = documents["article/about-drug"]
+    del article["last_reviewed"], article["next_review_due"]
+    (overdue,) = [f for f in run(documents, "article/about-drug") if f["rule"] == "review.overdue"]
+    assert "never reviewed" in overdue["message"].lower()
+    article["last_reviewed"] = "2025-04-02"  # exactly 365 days: still in date
+    assert not [f for f in run(documents, "article/about-drug") if f["rule"].startswith("review.")]
+    article["next_review_due"] = "2026-04-02"  # due today: not yet past
+    assert not [f for f in run(documents, "article/about-drug") if f["rule"].startswith("review.")]
+
+
+@pytest.mark.parametrize("text", [
+    "Hemophilia B is caused by a change in the F9 gene.",
+    "AAV5 carries the gene to the liver.",
+    "Talk to your treatment center about your care.",
+])
+def test_plain_uncited_text_is_not_a_clinical_claim(text):
+    documents = broken("product/drug", set_field(["summary"], text))
+    assert not [f for f in run(documents, "product/drug") if f["rule"] == "citation.missing"]
+
+
+def test_package_variant_with_citations_may_state_amounts():
+    variant = {"name": "Kit", "description": "Dose in mL = 2 × weight in kg.", "citations": [{"source": "src"}]}
+    documents = broken("product/drug", set_field(["package_variants"], [variant]))
+    assert run(documents, "product/drug") == []
+
+
+@pytest.mark.parametrize("text", ["A better option.", "Whether one is superior, ask.", "Betterthan nothing."])
+def test_comparatives_need_the_whole_phrase(text):
+    documents = broken("faq/drug-q1", set_field(["answer"], text))
+    assert run(documents, "faq/drug-q1") == []
+
+
+# --- readability -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word, count", [("the", 1), ("cake", 1), ("gene", 1), ("table", 2), ("rhythm", 1),
+                                         ("factor", 2), ("therapy", 3), ("half-life", 2), ("F9", 1)])
+def test_syllable_heuristic(word, count):
+    assert syllables(word) == count
+
+
+def test_simple_sentences_score_below_8_and_polysyllabic_above():
+    assert grade_level(SIMPLE) < 8
+    assert grade_level(COMPLEX) > 8
+
+
+def test_markdown_and_link_targets_are_not_words():
+    assert grade_level("**Simple** [words](https://example.org/hyperpolysyllabicization) _here_.") == \
+        grade_level("Simple words here.")
+
+
+def test_short_texts_are_not_graded_and_the_message_gives_one_decimal():
+    short = " ".join(COMPLEX.split()[:29])
+    assert not run(broken("faq/drug-q1", set_field(["answer"], short)), "faq/drug-q1")
+    (finding,) = run(broken("faq/drug-q1", set_field(["answer"], COMPLEX)), "faq/drug-q1")
+    assert f"{grade_level(COMPLEX):.1f}" in finding["message"]
+
+
+# --- the shipped content -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    documents = load_set([CONTENT]).documents
+    return {key: run(documents, key) for key in documents}
+
+
+def test_linting_a_set_over_several_processes_reports_what_each_document_does(shipped):
+    documents = load_set([CONTENT]).documents
+    lines, with_errors = lint_set(documents, TODAY, processes=2)
+    assert lines == lint_set(documents, TODAY, processes=1)[0]
+    expected = [f"lint: {key}: {f['field'] or '-'}: {f['severity']} {f['rule']}: {f['message']}"
+                for key, findings in shipped.items() for f in findings]
+    assert lines[:-1] == expected and lines[-1].startswith(f"lint: {sum(f['severity'] == 'error' for fs in shipped.values() for f in fs)} error(s)")
+    assert with_errors == {key: sorted({f["rule"] for f in findings if f["severity"] == "error"})
+                           for key, findings in shipped.items() if any(f["severity"] == "error" for f in findings)}
+
+
+def rules_found(shipped, rule):
+    return sorted((key, f["field"]) for key, findings in shipped.items() for f in findings if f["rule"] == rule)
+
+
+def test_shipped_content_makes_no_comparisons_and_every_reference_resolves(shipped):
+    assert rules_found(shipped, "claim.comparative") == []
+    assert rules_found(shipped, "reference.unresolved") == []
+
+
+def test_shipped_content_makes_no_uncited_clinical_claim(shipped):
+    assert rules_found(shipped, "citation.missing") == []
+
+
+def test_shipped_article_awaits_medical_review(shipped):
+    # The source article names an author but no medical reviewer and no review date.
+    article = shipped["article/how-does-hemgenix-work"]
+    assert {(f["rule"], f["field"]) for f in article} >= {("review.no_medical_reviewer", "medical_reviewer"),
+                                                           ("review.overdue", "last_reviewed")}
+
+
+# --- robustness and shape ----------------------------------------------------
+
+
+def test_lint_survives_documents_missing_optional_fields():
+    bare = {
+        "product/drug": {**envelope("product", "drug"), "name": "Drug", "non_proprietary_name": "drugamab",
+                         "product_type": "gene_therapy", "summary": "A drug.",
+                         "how_it_works": {"text": "It works.", "citations": [{"source": "src"}]},
+                         "classes": [{"system": "atc", "code": "B02BD"}], "route": "intravenous",
+                         "conditions": ["cond"], "review_status": "not_medically_reviewed"},
+        "article/a": {**envelope("article", "a"), "headline": "H", "summary": "S.", "about": "drug",
+                      "slug": "a", "review_status": "not_medically_reviewed",
+                      "author": "writer", "publisher": {"name": "Pub"}, "date_modified": "2026-04-02",
+                      "sources": ["src"]},
+        "mechanism/m": {**envelope("mechanism", "m"), "product": "drug", "title": "T", "summary": "S.",
+                        "steps": [{"position": 1, "title": "T", "body": "B.", "citations": [{"source": "src"}]}]},
+    }
+    for key, document in bare.items():
+        assert schema_errors(document) == [], key
+        for today in (TODAY, datetime.datetime(2026, 4, 2, 12, 0)):
+            assert isinstance(lint(document, lambda type_name, id_: None, today), list)
+    for key, document in clean_documents().items():
+        assert lint(document, lambda type_name, id_: None, TODAY) is not None
+
+
+def all_findings(shipped):
+    yield from shipped.values()
+    for _, key, change, *_ in CASES:
+        yield run(broken(key, change), key)
+
+
+def test_findings_are_sorted_and_match_rules(shipped):
+    assert all(severity in ("error", "warning") and description for severity, description in RULES.values())
+    for findings in all_findings(shipped):
+        assert findings == sorted(findings, key=lambda f: (f["field"], f["rule"]))
+        for finding in findings:
+            assert set(finding) == {"rule", "severity", "field", "message"}
+            assert finding["severity"] == RULES[finding["rule"]][0]
+            assert isinstance(finding["field"], str) and finding["message"]
