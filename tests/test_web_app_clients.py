@@ -106,3 +106,19 @@ def test_the_api_description_is_tagged_and_a_client_holding_it_gets_304(api):
                                                          "If-None-Match": first.headers["ETag"]})
     assert plain.status_code == 304, "any encoding's tag names the same description"
     assert requests.get(api + "/openapi.json", headers={"If-None-Match": '"another"'}).status_code == 200
+
+
+def test_with_listed_origins_every_public_answer_varies_by_origin(tmp_path):
+    """With MEDKB_CORS_ORIGINS listing sites, an answer to an unlisted origin carries no
+    Access-Control-Allow-Origin: a shared cache must not hand that answer to a listed site."""
+    from servers import medkb
+
+    db = tmp_path / "db"
+    assert medkb(db, "import", "content").returncode == 0
+    with serving(db, workers=1, env={"MEDKB_CORS_ORIGINS": "https://site.example"}) as base:
+        for origin, allowed in (("https://site.example", ["https://site.example"]), ("https://other.example", [])):
+            for path, status in ((FAQ, 200), ("/v1/faqs/no-such-faq", 404)):
+                response = requests.get(base + path, headers={"Origin": origin})
+                assert response.status_code == status
+                assert response.raw.headers.getlist("Access-Control-Allow-Origin") == allowed, (origin, path)
+                assert "origin" in {name.strip().lower() for name in response.headers["Vary"].split(",")}, path

@@ -10,7 +10,7 @@ from flask import Response, current_app, request
 from werkzeug.routing import RequestRedirect
 
 from api.services.delivery import body_tag
-from api.web.caching import matching_tag
+from api.web.caching import add_vary, matching_tag
 from api.web.errors import PROBLEM, problem
 
 # Data (JSON, YAML, text): nothing in it may load, run or be framed.
@@ -119,13 +119,19 @@ def harden(response, wildcard_cors=()):
         items = SECURITY_ITEMS
     for name, value in items:  # a blueprint's own policy (the console's CSP) stands; two would both apply
         headers.setdefault(name, value)
-    if wildcard_cors and request.method in ("GET", "HEAD") and path.startswith("/v1/") and not path.startswith(
-            ("/v1/editorial", "/v1/preview")) and "Access-Control-Allow-Origin" not in headers:
-        # The same two headers for every public read; flask-cors, seeing them, leaves the response
-        # alone (it still answers preflight requests and lists of origins). An error or a 304 may
-        # carry them already (flask-cors answers exceptions itself): twice, a browser reads "*, *"
-        # and refuses the response.
-        headers.extend(wildcard_cors)
+    if request.method in ("GET", "HEAD") and path.startswith("/v1/") and not path.startswith(
+            ("/v1/editorial", "/v1/preview")):
+        if not wildcard_cors:
+            # Listed origins: the answer depends on the Origin sent, also when it names none of
+            # them (flask-cors then says nothing), or a shared cache would hand that answer,
+            # without Access-Control-Allow-Origin, to a listed site.
+            add_vary(response, "Origin")
+        elif "Access-Control-Allow-Origin" not in headers:
+            # The same two headers for every public read; flask-cors, seeing them, leaves the
+            # response alone (it still answers preflight requests and lists of origins). An error
+            # or a 304 may carry them already (flask-cors answers exceptions itself): twice, a
+            # browser reads "*, *" and refuses the response.
+            headers.extend(wildcard_cors)
     if headers.get("Content-Type") == PROBLEM:
         # An error is about this moment: a cache keeping a 404 would hide a document published a
         # second later (RFC 9111 lets caches store a 404 without being told).
