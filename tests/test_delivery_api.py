@@ -90,6 +90,17 @@ def test_product_subresources(client):
     assert client.get("/v1/products/alhemo/mechanism").status_code == 404
 
 
+def test_related_products_paginate_and_one_default_page_holds_them_all(client):
+    """Clients from before the list paginated read one answer as every relation."""
+    whole = client.get("/v1/products/hemgenix/related")
+    assert json.loads(whole.headers["X-Pagination"])["total"] == len(whole.get_json()) == 12
+    pages = [client.get(f"/v1/products/hemgenix/related?page={n}&page_size=5") for n in (1, 2, 3)]
+    assert [json.loads(p.headers["X-Pagination"])["total_pages"] for p in pages] == [3, 3, 3]
+    assert [r for p in pages for r in p.get_json()] == whole.get_json()
+    assert len({p.headers["ETag"] for p in pages}) == 3
+    assert 'rel="next"' in pages[0].headers["Link"]
+
+
 # --- errors -----------------------------------------------------------------
 
 @pytest.mark.parametrize("url,path", [

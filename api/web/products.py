@@ -1,5 +1,6 @@
 import orjson
 from flask.views import MethodView
+from flask_smorest import Page
 
 from schemas.http import VIEWS, MechanismQuery, ProductQuery, RelatedProductSchema, delivery_query
 
@@ -54,14 +55,20 @@ class ProductRelated(MethodView):
     @blp.etag
     @blp.response(200, RelatedProductSchema(many=True))
     @blp.problem(404, "no published product")
+    @blp.problem(422, "invalid query")
+    # A product has a handful of relations, and clients built before this list paginated read
+    # one answer as all of them: the default page holds the most a page may.
+    @blp.paginate(page_size=100, max_page_size=100)
     @blp.doc(operationId="listRelatedProducts")
-    def get(self, id):
+    def get(self, id, pagination_parameters):
         """Products related to this one, with the relation type and its basis
 
         `also_looked_for` records what people browsed; it never claims the products are equivalent.
+        Paginated like every list.
         """
         service = delivery()
-        related = service.related_of(id)
-        body = orjson.dumps([service.relation_view(relation, other.document) for relation, other in related])
-        blp.set_etag_value(body_tag(body))
+        page = Page(service.related_of(id), pagination_parameters)
+        body = orjson.dumps([service.relation_view(relation, other.document) for relation, other in page.items])
+        # The total is in the X-Pagination header, so in the tag too.
+        blp.set_etag_value(body_tag(body + str(page.item_count).encode()))
         return send_json(body=body)
