@@ -12,6 +12,7 @@ from collections import OrderedDict
 import orjson
 from flask import Response, request
 
+from api.services.delivery import body_tag
 from api.web.safejson import script_safe
 
 try:
@@ -122,4 +123,17 @@ def finish_response(response):
     response.headers["Content-Encoding"] = encoding
     if etag:
         response.set_etag(f"{etag}-{encoding}")
+    return response
+
+
+def tagged(view):
+    """`view`'s answer with a tag of its bytes, and 304 to a client that holds them: the API
+    description is 300 KB that generators and tools fetch again and again."""
+    response = view()
+    tag = body_tag(response.get_data())
+    held = matching_tag(request.if_none_match, tag, weak=True)
+    if held:  # as every 304 here, repeating the tag the client sent: the one its 200 carried
+        response = Response(status=304)
+    response.set_etag(held or tag)
+    response.headers["Cache-Control"] = "no-cache"  # changes with a deployment: always ask, cheaply
     return response

@@ -9,8 +9,7 @@ from urllib.parse import urlsplit
 from flask import Response, current_app, request
 from werkzeug.routing import RequestRedirect
 
-from api.services.delivery import body_tag
-from api.web.caching import add_vary, matching_tag
+from api.web.caching import add_vary, tagged
 from api.web.errors import PROBLEM, problem
 
 # Data (JSON, YAML, text): nothing in it may load, run or be framed.
@@ -93,19 +92,6 @@ def docs_init():
               **current_app.config.get("OPENAPI_SWAGGER_UI_CONFIG", {})}
     script = f"window.addEventListener('load', function () {{ window.ui = SwaggerUIBundle({json.dumps(config)}); }});\n"
     return Response(script, mimetype="text/javascript", headers={"Cache-Control": "public, max-age=300"})
-
-
-def tagged(view):
-    """`view`'s answer with a tag of its bytes, and 304 to a client that holds them: the API
-    description is 300 KB that generators and tools fetch again and again."""
-    response = view()
-    tag = body_tag(response.get_data())
-    held = matching_tag(request.if_none_match, tag, weak=True)
-    if held:  # as every 304 here, repeating the tag the client sent: the one its 200 carried
-        response = Response(status=304)
-    response.set_etag(held or tag)
-    response.headers["Cache-Control"] = "no-cache"  # changes with a deployment: always ask, cheaply
-    return response
 
 
 def harden(response, wildcard_cors=()):
