@@ -122,3 +122,14 @@ def test_with_listed_origins_every_public_answer_varies_by_origin(tmp_path):
                 assert response.status_code == status
                 assert response.raw.headers.getlist("Access-Control-Allow-Origin") == allowed, (origin, path)
                 assert "origin" in {name.strip().lower() for name in response.headers["Vary"].split(",")}, path
+
+
+@pytest.mark.parametrize("path", [FAQ, "/v1/faqs", "/v1/bundle", "/v1/feed"])
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
+def test_if_none_match_any_is_304_with_the_tag_the_200_carries(api, path, encoding):
+    """RFC 9110 §13.1.2: "*" matches any current representation."""
+    whole = requests.get(api + path, headers={"Accept-Encoding": encoding})
+    held = requests.get(api + path, headers={"Accept-Encoding": encoding, "If-None-Match": "*"})
+    assert (held.status_code, held.headers["ETag"], held.content) == (304, whole.headers["ETag"], b"")
+    assert held.headers["Cache-Control"] == whole.headers["Cache-Control"]
+    assert requests.get(api + "/v1/faqs/no-such-faq", headers={"If-None-Match": "*"}).status_code == 404

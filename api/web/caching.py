@@ -93,7 +93,23 @@ def encoding_for(request_):
 
 
 def finish_response(response):
-    """after_request: caching headers on public reads, then compression (cached by ETag)."""
+    """after_request: caching headers on public reads, then compression (cached by ETag), then
+    If-None-Match: * answered."""
+    response = _cache_and_compress(response)
+    if response.status_code == 200 and "ETag" in response.headers and request.method in ("GET", "HEAD") \
+            and request.environ.get("HTTP_IF_NONE_MATCH", "").strip() == "*":
+        # RFC 9110 §13.1.2: "*" matches any current representation. Answered here, once the tag
+        # the 200 would carry is known (compression gives each encoding its own).
+        not_modified = Response(status=304)
+        for name in ("ETag", "Cache-Control", "Vary", "Content-Location"):
+            if name in response.headers:
+                not_modified.headers[name] = response.headers[name]
+        response.close()  # a streamed body (the bundle's file) is never sent
+        return not_modified
+    return response
+
+
+def _cache_and_compress(response):
     path = request.path
     public = request.method in ("GET", "HEAD") and path.startswith("/v1/") and not path.startswith(PRIVATE_PREFIXES)
     if public and response.status_code in (200, 304):
