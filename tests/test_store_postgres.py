@@ -454,3 +454,48 @@ def test_copy_store_says_which_keys_and_subscriptions_it_leaves_behind(store, da
     assert done.returncode == 0, done.stderr
     assert f"Not copied: 1 API key(s) and 0 webhook subscription(s), which stay in {store.root}." in done.stderr
     assert medkb(tmp_path / "node", "keys", "list", url=database_url).stdout.strip() == ""
+
+
+# --- the database out of reach --------------------------------------------------------------
+
+@pytest.mark.slow
+def test_with_the_database_down_public_reads_are_served_from_the_read_model_and_writes_are_503(tmp_path):
+    """README: reads never touch the backend. A node whose database went down (a crash, a
+    failover) answers public reads and liveness from what its read model holds; a write is a 503
+    problem; once the database is back, writes work again with no restart."""
+    from pgcluster import Cluster
+
+    cluster = Cluster().start()
+    try:
+        url = cluster.url("medkb_outage")
+        node = tmp_path / "node"
+        for command in (("db", "init"), ("import", CONTENT)):
+            done = medkb(node, *command, url=url)
+            assert done.returncode == 0, done.stderr
+        key = medkb(node, "keys", "create", "--role", "author", "--name", "ann", url=url).stdout.strip()
+        public = ["/v1/faqs/hemgenix-what-is-the-padua-variant", "/v1/faqs", "/v1/feed?limit=5", "/v1/bundle",
+                  "/v1/search?q=liver", "/v1/products/hemgenix?include=faqs", "/healthz"]
+        with serving(node, workers=1, env={"MEDKB_DATABASE_URL": url}) as base:
+            before = {path: requests.get(base + path, timeout=30).content for path in public}
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {key}"
+            document = f"{base}/v1/editorial/documents/{FAQ_PATH}"
+            etag = session.get(document, timeout=30).headers["ETag"]
+            cluster.crash()
+            for _ in range(3):  # fresh connections, and past the read model's retry pause
+                for path in public:
+                    response = requests.get(base + path, headers={"Connection": "close"}, timeout=30)
+                    assert (response.status_code, response.content) == (200, before[path]), path
+                time.sleep(0.5)
+            refused = session.patch(document, json={"answer": "Not while the database is down."},
+                                    headers={"If-Match": etag}, timeout=60)
+            assert refused.status_code == 503 and refused.headers["Content-Type"] == "application/problem+json"
+            cluster.restart()
+            deadline = time.monotonic() + 60
+            while (saved := session.patch(document, json={"answer": "Saved once the database is back."},
+                                          headers={"If-Match": etag}, timeout=60)).status_code != 200:
+                assert saved.status_code == 503 and time.monotonic() < deadline, saved.text
+                time.sleep(0.5)
+            assert requests.get(base + "/readyz", timeout=30).status_code == 200
+    finally:
+        cluster.stop()

@@ -31,8 +31,8 @@ class DraftModel(ModelView):
         except ModelBusy:  # held past the busy timeout (a rebuild elsewhere): preview what it has, retry next time
             return
         except ModelUnwritable as failure:
-            self.unwritable(failure)
+            self.cannot_follow(failure)
             return
-        self._unwritable = None
+        self._cannot_follow = None
         self._note_applied()
         self._stamp = stamp

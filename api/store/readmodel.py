@@ -20,11 +20,12 @@ from contextlib import contextmanager
 import orjson
 
 from api.store.modelfile import HEAD, PUBLISHED, ModelBusy, ModelFile, ModelUnwritable, default_path
-from api.store.records import StorageUnavailable, storage_error
+from api.store.records import StorageError, StorageUnavailable, storage_error
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 0.1  # seconds; DESIGN asks for a publish to reach every worker within a second
+STORE_RETRY_S = 1.0  # while the store cannot be read: how often one thread looks again
 _MAX_ROWS = 2**62
 
 
@@ -95,7 +96,7 @@ class ModelView:
     def __init__(self, store, references, path=None):
         self.store = store
         self.file = ModelFile(path or default_path(store), references)
-        self._unwritable = None  # the disk failure last logged, until the file catches up again
+        self._cannot_follow = None  # the failure last logged, until the model catches up again
 
     def _open(self):
         """Open the file, following the store. If the disk refuses the catch-up, a file already
@@ -105,15 +106,16 @@ class ModelView:
         except ModelUnwritable as failure:
             if not self.file.built():
                 raise
-            self.unwritable(failure)
+            self.cannot_follow(failure)
             return None
 
-    def unwritable(self, failure):
-        """Note that the file cannot follow the store (logged once until that changes): readers get
-        what it holds, a little behind, rather than errors."""
-        if str(failure) != self._unwritable:
+    def cannot_follow(self, failure):
+        """Note that the model cannot follow the store, its file refusing writes or the store
+        reads (logged once until that changes): readers get what it holds, a little behind,
+        rather than errors."""
+        if str(failure) != self._cannot_follow:
             log.warning("%s; serving what the read model holds until it can catch up", failure)
-            self._unwritable = str(failure)
+            self._cannot_follow = str(failure)
 
     def get(self, type_name, id_):
         row = self.file.get(self.view, type_name, id_)
@@ -163,6 +165,7 @@ class ReadModel(ModelView):
         self._stamp = store.head_stamp()
         self._checked_at = time.monotonic()
         self._commits_seen = store.commits
+        self.store_unreachable = False  # at the last look: readers then leave looking to a thread of its own
         self.rebuilt = self._open()  # why the file had to be built, or None
         self._note_applied()
 
@@ -176,23 +179,36 @@ class ReadModel(ModelView):
 
     def refresh(self, force=False):
         """Catch up with commits made by any process: at most every check_interval, but at once after
-        a commit of this process (a writer reads its own writes) or when `force`d."""
+        a commit of this process (a writer reads its own writes) or when `force`d.
+
+        A reader never waits for another thread's look at the store, and never fails for the
+        store: once it could not be read (a database down or out of reach), readers get what the
+        model holds and a thread of its own looks again every STORE_RETRY_S, while `force` raises."""
         now = time.monotonic()
         own_commit = self.store.commits != self._commits_seen  # this process wrote: read it at once
-        if not (force or own_commit) and now - self._checked_at < self.check_interval:
+        must = force or own_commit
+        if not must and now - self._checked_at < self.check_interval:
             return
-        self._commits_seen = self.store.commits
-        self._checked_at = now
-        stamp = self.store.head_stamp()
-        if stamp == self._stamp:
-            return
-        with self._lock:
-            if stamp == self._stamp:
-                return
+        if not self._lock.acquire(blocking=must):
+            return  # another thread is looking: serve what the model holds meanwhile
+        if self.store_unreachable and not must:
+            threading.Thread(target=self._look, args=(now, False, False), daemon=True, name="read-model-retry").start()
+            return  # that thread releases the lock
+        self._look(now, must, force)
+
+    def _look(self, now, wait, force):
+        """Look at the store and apply what it committed since (waiting for another process
+        applying it when `wait`; raising what stops it when `force`); called holding self._lock,
+        which it releases."""
+        try:
+            self._commits_seen = self.store.commits
+            self._checked_at = now
             try:
-                # A reader does not queue behind another process applying the same changes: it
-                # serves what it has and looks again at its next check. A writer waits for its own.
-                self.file.catch_up(self.store, PUBLISHED, self.store.last_seq(), wait=force or own_commit)
+                stamp = self.store.head_stamp()
+                if stamp != self._stamp:
+                    # A reader does not queue behind another process applying the same changes: it
+                    # serves what it has and looks again at its next check. A writer waits for its own.
+                    self.file.catch_up(self.store, PUBLISHED, self.store.last_seq(), wait=wait)
             except ModelBusy as busy:
                 if force:  # a check under the store's lock must see everything committed, or fail the commit
                     raise StorageUnavailable(OSError(errno.EBUSY, str(busy))) from None
@@ -200,11 +216,21 @@ class ReadModel(ModelView):
             except ModelUnwritable as failure:
                 if force:
                     raise storage_error(failure.error) from None
-                self.unwritable(failure)
+                self.cannot_follow(failure)
                 return
-            self._unwritable = None
-            self._note_applied()
-            self._stamp = stamp
+            except StorageError as failure:
+                self.store_unreachable = True
+                self._checked_at = time.monotonic() + STORE_RETRY_S - self.check_interval
+                if force:
+                    raise
+                self.cannot_follow(failure)
+                return
+            self.store_unreachable, self._cannot_follow = False, None
+            if stamp != self._stamp:
+                self._note_applied()
+                self._stamp = stamp
+        finally:
+            self._lock.release()
 
     def referrers(self, type_name, id_):
         """The published documents that refer to this one, as sorted "type/id" strings."""

@@ -13,6 +13,8 @@ from flask_smorest import abort
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
                                values)
 
+from api.services.errors import StorageFull, StorageUnavailable
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REQUESTS = Counter("medkb_http_requests", "HTTP requests answered, by route (the URL rule) and status.",
@@ -80,9 +82,13 @@ def measure_lag(services):
     """At most every LAG_CHECK_INTERVAL: how far this worker's read model trails the store."""
     global _lag_checked_at
     now = time.monotonic()
-    if now - _lag_checked_at >= LAG_CHECK_INTERVAL:
+    # With the store out of reach, asking it would hold the request; the read model logs that.
+    if now - _lag_checked_at >= LAG_CHECK_INTERVAL and not services.model.store_unreachable:
         _lag_checked_at = now
-        READ_MODEL_LAG.set(max(0, services.store.last_seq() - services.model.seq))
+        try:
+            READ_MODEL_LAG.set(max(0, services.store.last_seq() - services.model.seq))
+        except (StorageFull, StorageUnavailable):
+            pass  # out of reach since the model last looked: it finds out at its next look
 
 
 # Label values come from the URL rule and a known method, never from raw client input, so the
