@@ -362,62 +362,70 @@ def test_copy_store_leaves_a_folder_that_is_not_a_store_as_it_was(database_url, 
     assert [path.name for path in folder.iterdir()] == ["faq.json"]
 
 
-# --- a commit whose acknowledgement is lost -----------------------------------------------
+# --- a database that crashes under a serving node ---------------------------------------------
 
-@pytest.mark.slow
-@pytest.mark.parametrize("down_seconds", [2, LANDED_WAIT_S + 5])
-def test_a_write_whose_commit_acknowledgement_is_lost_is_never_answered_as_not_saved(down_seconds, tmp_path):
-    """The database crashes after writing a PATCH's commit to its log and before acknowledging it
-    (held there by synchronous replication to a standby that is not there). Back within
-    LANDED_WAIT_S, the PATCH is answered 200; back later, 503 saying the outcome is not known.
-    Never "nothing was saved": the change is in the database either way."""
+@pytest.fixture
+def own_cluster(tmp_path):
+    """A throwaway PostgreSQL server of this test's own (the test crashes it), holding the shipped
+    content: (cluster, database URL, the node's folder, an author's key)."""
     from pgcluster import Cluster
 
     cluster = Cluster().start()
     try:
-        url = cluster.url("medkb_lost_ack")
+        url = cluster.url("medkb_crashed")
         node = tmp_path / "node"
         for command in (("db", "init"), ("import", CONTENT)):
             done = medkb(node, *command, url=url)
             assert done.returncode == 0, done.stderr
         key = medkb(node, "keys", "create", "--role", "author", "--name", "ann", url=url).stdout.strip()
-        with psycopg.connect(cluster.url(), autocommit=True) as admin:
-            admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'standby_that_is_not_there'")
-            admin.execute("SELECT pg_reload_conf()")
-        text = f"Written as the database went down for {down_seconds} s."
-        with serving(node, workers=1, env={"MEDKB_DATABASE_URL": url}) as base:
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {key}"
-            document = f"{base}/v1/editorial/documents/{FAQ_PATH}"
-            etag = session.get(document, timeout=30).headers["ETag"]
-            answered = {}
-            writer = threading.Thread(target=lambda: answered.update(response=session.patch(
-                document, json={"answer": text}, headers={"If-Match": etag}, timeout=120)))
-            writer.start()
-            deadline = time.monotonic() + 30
-            with psycopg.connect(cluster.url(), autocommit=True) as admin:
-                while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'").fetchone():
-                    assert time.monotonic() < deadline, "the PATCH never reached its COMMIT"
-                    time.sleep(0.05)
-            cluster.crash()
-            time.sleep(down_seconds)
-            cluster.restart("synchronous_standby_names=''")
-            writer.join(timeout=120)
-            response = answered["response"]
-            assert "nothing was saved" not in response.text
-            if down_seconds < LANDED_WAIT_S:
-                assert response.status_code == 200, response.text
-                assert response.json()["document"]["answer"] == text
-            else:
-                assert response.status_code == 503, response.text
-                assert "whether the change was saved is not known" in response.json()["detail"]
-            deadline = time.monotonic() + 30
-            while (head := session.get(document, timeout=30)).status_code != 200:
-                assert time.monotonic() < deadline, head.text
-                time.sleep(0.2)
-            assert head.json()["document"]["answer"] == text
+        yield cluster, url, node, key
     finally:
         cluster.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("down_seconds", [2, LANDED_WAIT_S + 5])
+def test_a_write_whose_commit_acknowledgement_is_lost_is_never_answered_as_not_saved(down_seconds, own_cluster):
+    """The database crashes after writing a PATCH's commit to its log and before acknowledging it
+    (held there by synchronous replication to a standby that is not there). Back within
+    LANDED_WAIT_S, the PATCH is answered 200; back later, 503 saying the outcome is not known.
+    Never "nothing was saved": the change is in the database either way."""
+    cluster, url, node, key = own_cluster
+    with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        admin.execute("ALTER SYSTEM SET synchronous_standby_names = 'standby_that_is_not_there'")
+        admin.execute("SELECT pg_reload_conf()")
+    text = f"Written as the database went down for {down_seconds} s."
+    with serving(node, workers=1, env={"MEDKB_DATABASE_URL": url}) as base:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        document = f"{base}/v1/editorial/documents/{FAQ_PATH}"
+        etag = session.get(document, timeout=30).headers["ETag"]
+        answered = {}
+        writer = threading.Thread(target=lambda: answered.update(response=session.patch(
+            document, json={"answer": text}, headers={"If-Match": etag}, timeout=120)))
+        writer.start()
+        deadline = time.monotonic() + 30
+        with psycopg.connect(cluster.url(), autocommit=True) as admin:
+            while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'SyncRep'").fetchone():
+                assert time.monotonic() < deadline, "the PATCH never reached its COMMIT"
+                time.sleep(0.05)
+        cluster.crash()
+        time.sleep(down_seconds)
+        cluster.restart("synchronous_standby_names=''")
+        writer.join(timeout=120)
+        response = answered["response"]
+        assert "nothing was saved" not in response.text
+        if down_seconds < LANDED_WAIT_S:
+            assert response.status_code == 200, response.text
+            assert response.json()["document"]["answer"] == text
+        else:
+            assert response.status_code == 503, response.text
+            assert "whether the change was saved is not known" in response.json()["detail"]
+        deadline = time.monotonic() + 30
+        while (head := session.get(document, timeout=30)).status_code != 200:
+            assert time.monotonic() < deadline, head.text
+            time.sleep(0.2)
+        assert head.json()["document"]["answer"] == text
 
 
 @pytest.mark.slow
@@ -455,47 +463,33 @@ def test_copy_store_says_which_keys_and_subscriptions_it_leaves_behind(store, da
     assert f"Not copied: 1 API key(s) and 0 webhook subscription(s), which stay in {store.root}." in done.stderr
     assert medkb(tmp_path / "node", "keys", "list", url=database_url).stdout.strip() == ""
 
-
-# --- the database out of reach --------------------------------------------------------------
-
 @pytest.mark.slow
-def test_with_the_database_down_public_reads_are_served_from_the_read_model_and_writes_are_503(tmp_path):
+def test_with_the_database_down_public_reads_are_served_from_the_read_model_and_writes_are_503(own_cluster):
     """README: reads never touch the backend. A node whose database went down (a crash, a
     failover) answers public reads and liveness from what its read model holds; a write is a 503
     problem; once the database is back, writes work again with no restart."""
-    from pgcluster import Cluster
-
-    cluster = Cluster().start()
-    try:
-        url = cluster.url("medkb_outage")
-        node = tmp_path / "node"
-        for command in (("db", "init"), ("import", CONTENT)):
-            done = medkb(node, *command, url=url)
-            assert done.returncode == 0, done.stderr
-        key = medkb(node, "keys", "create", "--role", "author", "--name", "ann", url=url).stdout.strip()
-        public = ["/v1/faqs/hemgenix-what-is-the-padua-variant", "/v1/faqs", "/v1/feed?limit=5", "/v1/bundle",
-                  "/v1/search?q=liver", "/v1/products/hemgenix?include=faqs", "/healthz"]
-        with serving(node, workers=1, env={"MEDKB_DATABASE_URL": url}) as base:
-            before = {path: requests.get(base + path, timeout=30).content for path in public}
-            session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {key}"
-            document = f"{base}/v1/editorial/documents/{FAQ_PATH}"
-            etag = session.get(document, timeout=30).headers["ETag"]
-            cluster.crash()
-            for _ in range(3):  # fresh connections, and past the read model's retry pause
-                for path in public:
-                    response = requests.get(base + path, headers={"Connection": "close"}, timeout=30)
-                    assert (response.status_code, response.content) == (200, before[path]), path
-                time.sleep(0.5)
-            refused = session.patch(document, json={"answer": "Not while the database is down."},
-                                    headers={"If-Match": etag}, timeout=60)
-            assert refused.status_code == 503 and refused.headers["Content-Type"] == "application/problem+json"
-            cluster.restart()
-            deadline = time.monotonic() + 60
-            while (saved := session.patch(document, json={"answer": "Saved once the database is back."},
-                                          headers={"If-Match": etag}, timeout=60)).status_code != 200:
-                assert saved.status_code == 503 and time.monotonic() < deadline, saved.text
-                time.sleep(0.5)
-            assert requests.get(base + "/readyz", timeout=30).status_code == 200
-    finally:
-        cluster.stop()
+    cluster, url, node, key = own_cluster
+    public = ["/v1/faqs/hemgenix-what-is-the-padua-variant", "/v1/faqs", "/v1/feed?limit=5", "/v1/bundle",
+              "/v1/search?q=liver", "/v1/products/hemgenix?include=faqs", "/healthz"]
+    with serving(node, workers=1, env={"MEDKB_DATABASE_URL": url}) as base:
+        before = {path: requests.get(base + path, timeout=30).content for path in public}
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {key}"
+        document = f"{base}/v1/editorial/documents/{FAQ_PATH}"
+        etag = session.get(document, timeout=30).headers["ETag"]
+        cluster.crash()
+        for _ in range(3):  # fresh connections, and past the read model's retry pause
+            for path in public:
+                response = requests.get(base + path, headers={"Connection": "close"}, timeout=30)
+                assert (response.status_code, response.content) == (200, before[path]), path
+            time.sleep(0.5)
+        refused = session.patch(document, json={"answer": "Not while the database is down."},
+                                headers={"If-Match": etag}, timeout=60)
+        assert refused.status_code == 503 and refused.headers["Content-Type"] == "application/problem+json"
+        cluster.restart()
+        deadline = time.monotonic() + 60
+        while (saved := session.patch(document, json={"answer": "Saved once the database is back."},
+                                      headers={"If-Match": etag}, timeout=60)).status_code != 200:
+            assert saved.status_code == 503 and time.monotonic() < deadline, saved.text
+            time.sleep(0.5)
+        assert requests.get(base + "/readyz", timeout=30).status_code == 200
