@@ -87,6 +87,11 @@ def lint(document, lookup, today, *, references=True):
         report(_reference_rule(field), field, message)
     for field, message in open_discrepancies(document, lookup):
         report("discrepancy.open", field, message)
+    return ordered(findings)
+
+
+def ordered(findings):
+    """Findings in the order every report shows them: by field, then rule."""
     return sorted(findings, key=lambda f: (f["field"], f["rule"], f["message"]))
 
 
@@ -287,7 +292,7 @@ def lint_set(documents, today=None, *, outside=None, processes=None):
     for key, findings in zip(keys, fork_map(lambda key: lint(documents[key], lookup, today, references=False), keys,
                                             processes=processes)):
         if key in of_the_set:
-            findings = sorted([*findings, of_the_set[key]], key=lambda finding: (finding["field"], finding["rule"]))
+            findings = ordered([*findings, of_the_set[key]])
         for finding in findings:
             counts[finding["severity"]] += 1
             lines.append(f"lint: {key}: {finding['field'] or '-'}: {finding['severity']} {finding['rule']}: "

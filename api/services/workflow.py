@@ -20,7 +20,7 @@ from schemas import DOCUMENT_TYPES as TYPES
 from api.knowledge.documents import references
 from api.services.errors import (AlreadyExists, Blocked, DomainError, Forbidden, IllegalTransition, StaleWrite,
                                  Unpublished)
-from api.services.lint import faq_position_finding, lint
+from api.services.lint import faq_position_finding, lint, ordered
 from api.knowledge.documents import InvalidDocument
 from api.services.documents import Documents
 from api.store.clock import iso, now_iso
@@ -285,7 +285,7 @@ class Editorial:
         findings = lint(document, self.lookup_head, self.today())
         position = self._faq_position(document)
         if position:
-            findings = sorted([*findings, position], key=lambda finding: (finding["field"], finding["rule"]))
+            findings = ordered([*findings, position])
         return findings
 
     def _faq_position(self, document):
