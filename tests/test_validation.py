@@ -399,6 +399,16 @@ def test_fork_map_runs_closures_in_other_processes_in_order():
         fork_map(lambda n: 1 // (n - 250), range(500), processes=2)
 
 
+def test_fork_map_runs_a_few_long_tasks_side_by_side():
+    # The derived files' two builds: each must get its own worker, not queue behind the other.
+    import multiprocessing
+
+    from api.knowledge.parallel import fork_map
+
+    both_running = multiprocessing.get_context("fork").Barrier(2, timeout=10)
+    assert fork_map(lambda n: (both_running.wait(), n)[1], range(2), processes=2) == [0, 1]
+
+
 def test_a_whole_set_command_runs_without_the_cycle_collector_and_restores_it_even_when_it_fails():
     import gc
 

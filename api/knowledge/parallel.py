@@ -12,7 +12,7 @@ import os
 # Below this many items, starting processes costs more than it saves (and small runs, like the
 # tests', stay in one process).
 MIN_PARALLEL_ITEMS = 2000
-CHUNK = 64
+CHUNK = 64  # items sent to a worker at a time, at most: fewer when there are few items (below)
 
 _task = None  # the function the forked workers run: set before the fork, so they inherit it
 
@@ -60,9 +60,12 @@ def fork_map(function, items, *, processes=None, progress=None):
                 progress(len(results), len(items))
     else:
         _task = function
+        # A chunk is run by one worker, item after item: a chunk as large as the whole list (a few
+        # long tasks, like the derived files' builds) would leave the other workers idle.
+        chunk = max(1, min(CHUNK, len(items) // (processes * 4)))
         try:
             with multiprocessing.get_context("fork").Pool(processes) as pool:
-                for result in pool.imap(_run, items, CHUNK):
+                for result in pool.imap(_run, items, chunk):
                     results.append(result)
                     if progress and len(results) % CHUNK == 0:
                         progress(len(results), len(items))
