@@ -228,18 +228,28 @@ def _values_at(document, path):
 
 
 def _citations(node, path=""):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            child = f"{path}.{key}" if path else key
-            if key == "citations" and isinstance(value, list):
-                for index, citation in enumerate(value):
-                    if isinstance(citation, dict) and isinstance(citation.get("source"), str):
-                        yield f"{child}.{index}.source", citation["source"]
-            else:
-                yield from _citations(value, child)
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _citations(item, f"{path}.{index}")
+    """(field path, source id) of every citation. Only objects and lists are visited: strings,
+    most of a document, hold no citation."""
+    found = []
+
+    def visit(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "citations" and isinstance(value, list):
+                    child = f"{path}.{key}" if path else key
+                    for index, citation in enumerate(value):
+                        if isinstance(citation, dict) and isinstance(citation.get("source"), str):
+                            found.append((f"{child}.{index}.source", citation["source"]))
+                elif isinstance(value, (dict, list)):
+                    visit(value, f"{path}.{key}" if path else key)
+        else:
+            for index, item in enumerate(node):
+                if isinstance(item, (dict, list)):
+                    visit(item, f"{path}.{index}")
+
+    if isinstance(node, (dict, list)):
+        visit(node, path)
+    return found
 
 
 def references(document):

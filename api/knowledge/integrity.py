@@ -57,14 +57,24 @@ def _join(path, name):
 
 
 def _objects(node, path=""):
-    """Every dict in the document with its dotted path, the document itself first."""
-    if isinstance(node, dict):
-        yield path, node
-        for key, value in node.items():
-            yield from _objects(value, _join(path, key))
-    elif isinstance(node, list):
-        for index, item in enumerate(node):
-            yield from _objects(item, _join(path, str(index)))
+    """Every dict in the document with its dotted path, the document itself first. Only objects
+    and lists are visited, and only their paths made: most of a document is strings, and
+    visiting each was most of the time of checking a set's references."""
+    found = []
+
+    def visit(node, path):
+        if isinstance(node, dict):
+            found.append((path, node))
+            children = node.items()
+        else:
+            children = ((str(index), item) for index, item in enumerate(node))
+        for key, value in children:
+            if isinstance(value, (dict, list)):
+                visit(value, _join(path, key))
+
+    if isinstance(node, (dict, list)):
+        visit(node, path)
+    return found
 
 
 def _citation_errors(path, citations, source, field="citations"):

@@ -8,6 +8,7 @@ rules catch what a schema cannot: claims in uncited prose, missing medical
 review, comparisons between products, hard-to-read text and dangling references.
 """
 import datetime
+import functools
 import re
 
 from api.knowledge.documents import reference_errors
@@ -246,6 +247,7 @@ _WORD = re.compile(r"[A-Za-z0-9]+(?:['’-][A-Za-z0-9]+)*")
 _VOWEL_GROUP = re.compile(r"[aeiouy]+")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a text's words repeat, and a set's texts share most of them
 def syllables(word):
     """A heuristic: vowel groups, less a silent trailing e, at least one."""
     word = word.lower()

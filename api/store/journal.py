@@ -16,6 +16,7 @@ dies, the next one to take the lock rolls it back. Rolling back renames the prev
 back, truncates the logs and removes the new revision file: none of that needs free space.
 """
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
@@ -24,6 +25,9 @@ from api.store.layout import LAYOUT, POINTERS, PREVIOUS_POINTERS
 from api.store.clock import now_iso
 from api.store.records import NEW_REVISION, PUBLICATION_KINDS, Change, content_hash, storage_error
 from api.store.storage import read_json_file
+
+# A batch of this many documents or more is written by WRITE_THREADS threads.
+PARALLEL_WRITES, WRITE_THREADS = 64, 2
 
 
 def write_head(layout, seq, pending=None, durable=True):
@@ -137,14 +141,16 @@ def commit_batch(layout, items, last_seq, durable=True):
     pending = {"batch": entries, "logs": {str(path.relative_to(layout.root)): _size(path) for path in logs}}
     try:
         write_head(layout, last_seq, pending, durable)
-        for folder, change, revision, pointers, new_pointers in writes:
-            if not pointers:
-                files.make_folder(folder)
-            if revision is not None:
-                files.write_new(f"{folder}/{change.revision}.json", revision)
-            if pointers:
-                files.link_replace(f"{folder}/{POINTERS}", f"{folder}/{PREVIOUS_POINTERS}")
-            files.replace_as_lock_holder(f"{folder}/{POINTERS}", new_pointers)
+        if len(writes) < PARALLEL_WRITES:
+            _write_documents(writes)
+        else:
+            # The documents' files are independent, and the time goes in system calls, which
+            # release the GIL: a second thread keeps a second core busy (about a third off an
+            # import's commits). Both finish before anything is judged, so a failure in one is
+            # rolled back with everything the other wrote.
+            with ThreadPoolExecutor(WRITE_THREADS) as pool:
+                for _ in pool.map(_write_documents, [writes[start::WRITE_THREADS] for start in range(WRITE_THREADS)]):
+                    pass
         for path, chunk in logs.items():
             files.append(path, b"".join(chunk), False)
         if durable:
@@ -159,6 +165,17 @@ def commit_batch(layout, items, last_seq, durable=True):
             pass
         raise storage_error(error) from None
     return changes
+
+
+def _write_documents(writes):
+    for folder, change, revision, pointers, new_pointers in writes:
+        if not pointers:
+            files.make_folder(folder)
+        if revision is not None:
+            files.write_new(f"{folder}/{change.revision}.json", revision)
+        if pointers:
+            files.link_replace(f"{folder}/{POINTERS}", f"{folder}/{PREVIOUS_POINTERS}")
+        files.replace_as_lock_holder(f"{folder}/{POINTERS}", new_pointers)
 
 
 def roll_back(layout, pending, durable=True):
