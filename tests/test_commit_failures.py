@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,14 +33,18 @@ class DiskFault:
 
     def __init__(self, monkeypatch, fail_at, mode="once", error=errno.ENOSPC):
         self.fail_at, self.mode, self.error, self.calls = fail_at, mode, error, []
+        self._counting = threading.Lock()  # a large batch writes from two threads: each call gets its own number
+        self.threads = set()
         for name in ("atomic_write", "append", "link_replace", "make_folder", "write_new", "replace_as_lock_holder",
                      "sync_filesystem"):
             monkeypatch.setattr(files, name, self._wrap(name, getattr(files, name)))
 
     def _wrap(self, name, real):
         def call(path, *args, **kwargs):
-            self.calls.append(f"{name} {Path(path).name}")
-            number = len(self.calls)
+            with self._counting:
+                self.calls.append(f"{name} {Path(path).name}")
+                number = len(self.calls)
+                self.threads.add(threading.get_ident())
             if number == self.fail_at or (self.mode == "full" and number > self.fail_at):
                 if self.mode == "after":
                     if name == "append":
@@ -129,6 +134,33 @@ def test_a_failure_at_any_stage_of_a_commit_leaves_no_trace(store, tmp_path, mon
         assert files_of(root) == before_files, f"stage {stage}: {fault.calls[stage - 1]} left files behind"
         assert call(reopened).seq == before["last"] + 1, "the next write takes the number the failed one did not"
         assert reopened.verify() == []
+
+
+@pytest.mark.parametrize("mode", ["once", "full", "after"])
+def test_a_failure_while_two_threads_write_a_large_batch_leaves_no_trace(store, tmp_path, monkeypatch, mode):
+    # A batch of PARALLEL_WRITES documents or more is written by two threads; the failure
+    # lands in one of them, somewhere in the middle, while the other goes on writing.
+    from api.store.journal import PARALLEL_WRITES
+
+    faq = store.head("faq", "drug-q2").content
+    count = PARALLEL_WRITES * 2
+    commits = [Documents._revision_commit(dict(faq, id=f"bulk-{n:03d}", position=3 + n), 0, "import", "", publish=True)
+               for n in range(count)]
+    before_files, before = files_of(store.root), observe(store)
+    for stage in (2, count, count * 3 + 1):  # the first document's folder, half-way, the last one's pointers
+        with monkeypatch.context() as patch:
+            fault = DiskFault(patch, stage, mode)
+            with pytest.raises(StorageFull, match="nothing was saved"):
+                store.commit_batch(commits)
+            assert len(fault.calls) >= stage
+        assert observe(store) == before, f"stage {stage}"
+        reopened = Store(store.root)
+        assert observe(reopened) == before and reopened.verify() == []
+        assert files_of(store.root) == before_files, f"stage {stage}: {fault.calls[stage - 1]} left files behind"
+    fault = DiskFault(monkeypatch, fail_at=None)
+    assert [change.id for change in store.commit_batch(commits)] == [f"bulk-{n:03d}" for n in range(count)]
+    assert len(fault.threads) == 3, "this thread, and two writers"
+    assert Store(store.root).verify() == []
 
 
 def test_stages_are_the_documented_protocol(store, monkeypatch):
