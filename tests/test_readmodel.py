@@ -8,7 +8,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,11 +19,11 @@ from api.knowledge.documents import references
 from api.services.delivery import Delivery
 from api.services.documents import Documents
 from api.store.draftmodel import DraftModel
-from api.store.modelfile import FILE_NAME
+from api.store.modelfile import FILE_NAME, ModelFile
 from api.store.readmodel import ReadModel
 from api.store.store import Store
-from conftest import CONTENT, ROOT
-from servers import create_key, medkb, serving
+from conftest import CONTENT, CONTENT_COUNT, ROOT
+from servers import create_key, environment, medkb, serving
 
 
 def meta(path):
@@ -51,9 +53,87 @@ def test_import_leaves_the_model_built_and_the_first_serve_only_opens_it(tmp_pat
     last = Store(db).last_seq()
     built = meta(db / FILE_NAME)
     assert built["builds"] == 1 and built["published_applied"] == built["head_applied"] == last
+    # A first import builds it while it commits, in a process of its own: the same model.
+    assert built["built"] == "beside the import"
+    assert everything(ReadModel(Store(db), references)) == \
+        everything(ReadModel(Store(db), references, path=tmp_path / "fresh.sqlite"))
     with serving(db) as base:
         assert requests.get(f"{base}/v1/products/hemgenix", timeout=5).status_code == 200
     assert meta(db / FILE_NAME)["builds"] == 1
+
+
+def test_a_model_built_beside_an_import_is_the_one_built_after_it(tmp_path, documents):
+    # The import commits in batches (of 50 here) while the build applies each as it lands.
+    store = Store(tmp_path / "db", durable=False)
+    status = []
+    importing = threading.Thread(target=lambda: status.append(bool(
+        Documents(store).import_(documents + more_faqs(documents, 300), actor="import"))))
+    importing.start()
+    model = ModelFile(tmp_path / "beside.sqlite", references)
+    assert model.build_following(Store(store.root), lambda: status[0] if status else None)
+    importing.join()
+    assert meta(model.path)["built"] == "beside the import" and meta(model.path)["head_applied"] == store.last_seq()
+    beside = ReadModel(store, references, path=model.path)
+    assert beside.rebuilt is None, "opened as this store's model, up to date"
+    assert everything(beside) == everything(ReadModel(store, references, path=tmp_path / "fresh.sqlite"))
+
+
+@pytest.mark.parametrize("case", ["a document changed twice", "the import failed"])
+def test_a_build_beside_an_import_that_cannot_hold_leaves_the_file_as_it_was(tmp_path, store, case):
+    ReadModel(store, references).file.close()
+    path = store.root / FILE_NAME
+    before = meta(path)
+    if case == "a document changed twice":
+        # A store that was not empty, or another writer at work: its changes are not one per document.
+        head = store.head("faq", "drug-q1")
+        Documents(store).write(dict(head.content, answer="Changed."), expected_revision=1, actor="ann")
+    assert not ModelFile(path, references).build_following(store, lambda: case == "a document changed twice")
+    assert meta(path) == before
+    model = ReadModel(store, references)
+    assert model.rebuilt is None, "the file it left is caught up, not rebuilt"
+    assert everything(model) == everything(ReadModel(store, references, path=tmp_path / "fresh.sqlite"))
+
+
+def processes_running(marker):
+    """Pids of processes whose command line holds `marker`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker.encode() in Path(entry.path, "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def test_an_import_killed_mid_commit_takes_its_model_build_with_it_and_the_next_import_finishes_both(tmp_path):
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT, content)
+    template = json.loads(next((content / "sources").glob("*.json")).read_text())
+    for n in range(3000):
+        (content / "sources" / f"bulk-{n:05d}.json").write_text(json.dumps(dict(template, id=f"bulk-{n:05d}")))
+    db = tmp_path / "db"
+    importing = subprocess.Popen([sys.executable, "-m", "api.cli", "import", str(content)], cwd=ROOT,
+                                 env=environment(db), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in importing.stderr:
+            if line.startswith("importing"):  # a batch is committed, and the model's build follows it
+                break
+        assert len(processes_running(str(content))) == 2, "the import and its model's build"
+        importing.kill()
+    finally:
+        importing.wait(timeout=60)
+        importing.stderr.close()
+    assert 0 < Store(db).last_seq() < 3000 + CONTENT_COUNT, "killed part-way through its commits"
+    deadline = time.monotonic() + 30
+    while processes_running(str(content)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not processes_running(str(content)), "the build noticed its importer was gone, and stopped"
+    again = medkb(db, "import", content)
+    assert again.returncode == 0, again.stderr
+    store = Store(db)
+    assert store.last_seq() == 3000 + CONTENT_COUNT and store.verify() == []
+    assert everything(ReadModel(store, references)) == \
+        everything(ReadModel(store, references, path=tmp_path / "fresh.sqlite"))
 
 
 def test_restarted_serve_opens_the_model_it_left_and_reads_no_revision_file(content_db):

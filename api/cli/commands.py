@@ -1,5 +1,6 @@
 """The `medkb` command line. Errors are one line each (file, field, message), never a traceback."""
 import logging
+import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -16,7 +17,7 @@ from api.app import DEFAULT_STORE, create_app
 from api.knowledge.documents import (DocumentFileError, InvalidDocument, canonical_bytes, content_path, json_files,
                                      load_document, load_set, read_document_file, references)
 from api.knowledge.jsonschema import document_json_schemas
-from api.knowledge.parallel import fork_map, without_cycle_collection
+from api.knowledge.parallel import Background, fork_map, without_cycle_collection
 from api.services.documents import Documents
 from api.services.lint import lint_set
 from api.services import bundle as bundle_service, search as search_service
@@ -25,7 +26,7 @@ from api.services.workflow import Editorial, Scheduler
 from api.store import open_store as store_at
 from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStoreError
-from api.store.modelfile import ModelFile, default_path
+from api.store.modelfile import FOLLOW_INTERVAL_S, ModelFile, default_path
 from api.store.storage import StoreCorrupt
 from api.store.store import StoreError
 from api.web.metrics import SCHEDULED_PUBLISHES, count_into, webhook_attempted
@@ -63,25 +64,76 @@ def prepare_read_model(store):
     model.close()
 
 
-def prepare_derived(done=""):
+def prepare_derived(done="", model_beside=None):
     """Fit the read model and the search index to the store before anyone reads: side by side,
     since each reads every document when it is built from scratch. `done`: what the command has
-    already committed, said before a failure here, which leaves the store as it is."""
-    failures = [message for message in fork_map(_prepare_on_own_store, [prepare_read_model, search_service.prepare],
-                                                processes=2) if message]
+    already committed, said before a failure here, which leaves the store as it is.
+    `model_beside`: the ModelBesideImport that is building the read model already."""
+    preparations = [SEARCH_INDEX] if model_beside else [READ_MODEL, SEARCH_INDEX]
+    failures = fork_map(_prepare_on_own_store, preparations, processes=2)
+    if model_beside:
+        failures.insert(0, model_beside.result())
+    failures = [message for message in failures if message]
     if failures:
         fail("\n".join(([done] if done else []) + failures))
 
 
-DERIVED = {prepare_read_model: "the read model (readmodel.sqlite)", search_service.prepare: "the search index (search/)"}
+READ_MODEL = (prepare_read_model, "the read model (readmodel.sqlite)")
+SEARCH_INDEX = (search_service.prepare, "the search index (search/)")
+
+
+class ModelBesideImport:
+    """The read model, built in a forked process while `medkb import` fills an empty store
+    (ModelFile.build_following) rather than after it, then given its bundle, as
+    prepare_read_model does. At 100,000 documents the commits and this build take about as long
+    each, and the commits leave a core free. Should the build give up, or its process die,
+    prepare_read_model builds the model from the whole store."""
+
+    def __init__(self):
+        self._importer = os.getpid()
+        self._imported = multiprocessing.get_context("fork").Value("b", 0, lock=False)  # shared with the fork
+        self._task = Background(lambda: _prepare_on_own_store((self._prepare, READ_MODEL[1])))
+
+    def _import_status(self):
+        if self._imported.value:
+            return True
+        return None if os.getppid() == self._importer else False  # an importer killed says nothing
+
+    def _prepare(self, store):
+        model = ModelFile(default_path(store), references)
+        try:
+            model.build_following(store, self._import_status)
+        finally:
+            model.close()
+        while (imported := self._import_status()) is None:  # a build given up waits for the import's end
+            time.sleep(FOLLOW_INTERVAL_S)
+        if imported:
+            prepare_read_model(store)  # the bundle; and the whole build, had that one given up
+
+    def finish(self):
+        """Tell the build the import is over: everything it committed is there to apply."""
+        self._imported.value = 1
+
+    def cancel(self):
+        """The import failed: the build's uncommitted transaction goes with its process."""
+        self._task.cancel()
+
+    def result(self):
+        """What prepare_derived reports: None, or the one-line failure."""
+        try:
+            return self._task.result()
+        except ChildProcessError:
+            return _prepare_on_own_store(READ_MODEL)
 
 
 NEARLY_FULL = 1 << 20  # bytes free: less, and SQLite cannot even make the journal files a database needs
 
 
-def _prepare_on_own_store(prepare):
+def _prepare_on_own_store(preparation):
     """prepare(store) on a store opened in this (forked) process, which must not share the
-    parent's open files and connections; the one-line message of a failure, or None."""
+    parent's open files and connections; the one-line message of a failure, or None.
+    `preparation`: (prepare, what it makes)."""
+    prepare, what = preparation
     store = None
     try:
         store = open_store()
@@ -91,9 +143,9 @@ def _prepare_on_own_store(prepare):
     except sqlite3.Error as error:
         where = store.location if store is not None else store_path()
         if shutil.disk_usage(store_path()).free < NEARLY_FULL:  # SQLite says "disk I/O error" for that too
-            return (f"{where}: {DERIVED[prepare]} cannot be written ({one_line(error)}): the disk holding "
+            return (f"{where}: {what} cannot be written ({one_line(error)}): the disk holding "
                     f"{store_path()} is full. Make room there and run this command again.")
-        return (f"{where}: {DERIVED[prepare]} cannot be used ({one_line(error)}). It is derived from the "
+        return (f"{where}: {what} cannot be used ({one_line(error)}). It is derived from the "
                 f"store, which is unaffected: move it aside and run this command again to build it afresh.")
     return None
 
@@ -269,13 +321,22 @@ def import_(paths, if_empty, force_revert):
     # Import publishes what the files say (they are the editors' reviewed copy), but the audit
     # must show which documents it published with open lint errors, each on its own change.
     notes = {key: f"published with open lint errors: {key} ({', '.join(rules)})" for key, rules in with_errors.items()}
-    result = documents.import_(loaded.documents.values(), actor="import", message=f"import {' '.join(map(str, paths))}",
-                               notes=notes, force=force_revert, progress=Progress("importing"), loaded=loaded)
+    model_beside = ModelBesideImport() if not store.last_seq() else None
+    try:
+        result = documents.import_(loaded.documents.values(), actor="import",
+                                   message=f"import {' '.join(map(str, paths))}", notes=notes, force=force_revert,
+                                   progress=Progress("importing"), loaded=loaded)
+    except BaseException:
+        if model_beside:
+            model_beside.cancel()
+        raise
+    if model_beside:
+        model_beside.finish()
     # Built here rather than by the first `medkb serve`: at 100,000 documents the first build
     # takes a while, and an import is the offline step, while a start must be ready in seconds.
     started = time.monotonic()
     prepare_derived(done=f"Imported: the store is at change {store.last_seq()}; but the files it serves from "
-                         f"are not ready:")
+                         f"are not ready:", model_beside=model_beside)
     if len(loaded.documents) >= Progress.MINIMUM:
         click.echo(f"read model, search index and bundle ready ({time.monotonic() - started:.0f} s)", err=True)
     for refusal in result.refused:

@@ -37,6 +37,31 @@ def _run(item):
     return _task(item)
 
 
+class Background:
+    """function(), run from now on in a forked process (inheriting what is in memory, like
+    fork_map's workers, and ended with this one); result() waits for what it returns."""
+
+    def __init__(self, function):
+        context = multiprocessing.get_context("fork")
+        self._answer, sending = context.Pipe(duplex=False)
+        self._process = context.Process(target=lambda: sending.send(function()), daemon=True)
+        self._process.start()
+        sending.close()
+
+    def result(self):
+        """function()'s return value; ChildProcessError when the process ended without one."""
+        try:
+            return self._answer.recv()
+        except EOFError:
+            raise ChildProcessError(f"ended with exit code {self._process.exitcode}") from None
+        finally:
+            self._process.join()
+
+    def cancel(self):
+        self._process.terminate()
+        self._process.join()
+
+
 def cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

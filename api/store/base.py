@@ -50,6 +50,14 @@ class StoreBackend(ABC):
     def entries(self, type_name=None):
         """(state, head revision, published revision or None) of every document, in keys() order."""
 
+    def entries_of(self, keys):
+        """entries() of the documents named in `keys`, (type, id) pairs, in that order; those that
+        do not exist are left out."""
+        for type_name, id_ in keys:
+            state = self.state(type_name, id_)
+            if state:
+                yield state, self.head(type_name, id_), self.published(type_name, id_) if state.published else None
+
     @abstractmethod
     def states(self, type_name=None):
         """The DocumentState of every document, in keys() order."""

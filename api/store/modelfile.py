@@ -28,6 +28,7 @@ import functools
 import os
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -40,6 +41,7 @@ FILE_NAME = "readmodel.sqlite"
 PUBLISHED, HEAD = 0, 1
 WINDOW = 1000  # changes per write transaction while catching up: bounds how long others wait for the lock
 BUSY_TIMEOUT_MS = 60_000
+FOLLOW_INTERVAL_S = 0.05  # how often a build beside an import looks for the next batch
 
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)"
 _SCHEMA = """
@@ -69,6 +71,10 @@ _WITH_BODY = ("SELECT d.revision, d.etag, b.body FROM documents d "
               "JOIN bodies b ON b.type = d.type AND b.id = d.id AND b.revision = d.revision")
 _TEXT_END = "\U0010ffff"  # sorts after every other character: [prefix, prefix + _TEXT_END) holds all that start with it
 _APPLIED = {PUBLISHED: "published_applied", HEAD: "head_applied"}
+
+
+class _Abandoned(Exception):
+    """A build given up: its transaction is rolled back."""
 
 
 class ModelBusy(Exception):
@@ -322,26 +328,53 @@ class ModelFile:
         empty, so rows are appended in batches with nothing to look up or replace, and the
         secondary indexes are made once at the end rather than kept up to date row by row."""
         last = store.last_seq()  # first: a commit landing during the scan is applied after it
+        self._create_tables(db)
+        batch = _Batch(db)
+        latest = self._fill(batch, store.entries())
+        batch.flush()
+        self._complete(db, store, last, latest, "from the store")
+
+    def build_following(self, store, import_status):
+        """Build the file afresh while a first import fills the store, rather than after it: each
+        change is applied once committed, its document read from the store at once, until
+        import_status() says the import is over (True) or failed (False). Returns whether the
+        file was built; when not (the import failed, or a document changed twice: the store was
+        not empty, or another writer was at work), the file is left as it was, for open() to
+        build from the whole store."""
+        try:
+            with self._writing() as db:
+                self._create_tables(db)
+                batch, applied, latest = _Batch(db), 0, 0
+                while True:
+                    status = import_status()  # before the look: what was committed by then is seen
+                    last = store.last_seq()
+                    if last > applied:
+                        keys = [(change.type, change.id) for change in store.changes(applied, limit=last - applied)]
+                        latest = max(latest, self._fill(batch, store.entries_of(keys)))
+                        applied = last
+                    elif status is None:
+                        time.sleep(FOLLOW_INTERVAL_S)
+                    elif status:
+                        break
+                    else:
+                        raise _Abandoned
+                batch.flush()  # a document met twice breaks the tables' primary keys
+                self._complete(db, store, applied, latest, "beside the import")
+        except (_Abandoned, sqlite3.IntegrityError):
+            return False
+        self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return True
+
+    def _create_tables(self, db):
         for table in _TABLES:
             db.execute(f"DROP TABLE IF EXISTS {table}")
-        tables, indexes = _schema_statements()
-        for statement in tables:
+        for statement in _schema_statements()[0]:
             db.execute(statement)
-        latest = self._fill(db, store)
-        for statement in indexes:
-            db.execute(statement)
-        db.execute("INSERT INTO counts (view, type, n) SELECT view, type, count(*) FROM documents GROUP BY view, type")
-        published_tip = _fingerprint(next(iter(store.publications(latest - 1, latest)), None)) if latest else ""
-        head_tip = _fingerprint(next(iter(store.changes(last - 1, limit=1)), None)) if last else ""
-        builds = self.meta(db).get("builds", 0) + 1
-        self._set_meta(db, format=FORMAT, published_applied=last, head_applied=last, published_seq=latest or 0,
-                       published_tip=published_tip, head_tip=head_tip, builds=builds)
 
-    def _fill(self, db, store):
-        """Every document's rows into the empty tables; returns the latest publication change."""
-        batch = _Batch(db)
+    def _fill(self, batch, entries):
+        """The rows of `entries` into the empty tables; returns their latest publication change."""
         latest = 0
-        for state, head, published in store.entries():
+        for state, head, published in entries:
             if published is not None and head.revision == published.revision:
                 head = published  # most documents' head is their published revision: derived and stored once
             if published is not None:
@@ -353,8 +386,19 @@ class ModelFile:
                 batch.publications.append((state.type, state.id, state.publication_seq, kind))
                 latest = max(latest, state.publication_seq)
             batch.flush_if_full()
-        batch.flush()
         return latest
+
+    def _complete(self, db, store, last, latest, how):
+        """The indexes, the counts and the meta of a build that applied the store up to `last`;
+        `how` it was built is kept for whoever looks into the file."""
+        for statement in _schema_statements()[1]:
+            db.execute(statement)
+        db.execute("INSERT INTO counts (view, type, n) SELECT view, type, count(*) FROM documents GROUP BY view, type")
+        published_tip = _fingerprint(next(iter(store.publications(latest - 1, latest)), None)) if latest else ""
+        head_tip = _fingerprint(next(iter(store.changes(last - 1, limit=1)), None)) if last else ""
+        builds = self.meta(db).get("builds", 0) + 1
+        self._set_meta(db, format=FORMAT, published_applied=last, head_applied=last, published_seq=latest or 0,
+                       published_tip=published_tip, head_tip=head_tip, builds=builds, built=how)
 
     # --- applying changes ---------------------------------------------------------
 

@@ -158,7 +158,10 @@ class Store(StoreBackend):
 
     def entries(self, type_name=None):
         """(state, head revision, published revision or None) of every document."""
-        for name, id_ in self.keys(type_name):
+        return self.entries_of(self.keys(type_name))
+
+    def entries_of(self, keys):
+        for name, id_ in keys:
             pointers = self._pointers(name, id_)
             if pointers:
                 head, published = pointers["head"], pointers.get("published")
