@@ -152,8 +152,9 @@ class Documents:
                     raise InvalidDocument(f"{document.get('type')}/{document.get('id')}", errors)
                 batch[(document["type"], document["id"])] = document
             result, plan = ImportResult(), []
+            empty = not self.store.last_seq()  # then every document is new: none need be looked up
             for (type_name, id_), document in batch.items():
-                action = self._plan(type_name, id_, document, force)
+                action = "new" if empty else self._plan(type_name, id_, document, force)
                 if isinstance(action, Refusal):
                     result.refused.append(action)
                 elif action == "unchanged":
