@@ -181,13 +181,15 @@ def test_import_shows_progress_on_large_sets(tmp_path, documents):
     result = medkb(tmp_path / "db", "import", tmp_path / "kb")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if not line.startswith("lint: ")]
-    checking = [line for line in lines if line.startswith("checking ")]
-    importing = [line for line in lines if line.startswith("importing ")]
+    stages = {stage: [line for line in lines if line.startswith(f"{stage} ")]
+              for stage in ("checking", "cross-checking", "linting", "importing")}
     derived = [line for line in lines if re.fullmatch(r"read model, search index and bundle ready \(\d+ s\)", line)]
-    assert lines == checking + importing + derived and len(derived) == 1  # checked, imported, then derived files
-    assert re.fullmatch(r"checking 309/309 \(\d+ s\)", checking[-1])
-    assert re.fullmatch(r"importing 309/309 \(\d+ s\)", importing[-1])
-    assert 3 <= len(checking) <= 12 and 5 <= len(importing) <= 12
+    # Files checked, then documents against the set, linted, imported; then the derived files.
+    assert lines == [*stages["checking"], *stages["cross-checking"], *stages["linting"], *stages["importing"],
+                     *derived] and len(derived) == 1
+    for stage, stage_lines in stages.items():
+        assert re.fullmatch(rf"{stage} 309/309 \(\d+ s\)", stage_lines[-1])
+        assert 3 <= len(stage_lines) <= 12
 
 
 def test_check_passes_on_a_good_store_and_names_a_damaged_file(tmp_path, content_copy):

@@ -240,7 +240,7 @@ def validate(paths):
     missing = [p for p in paths if not p.exists()]
     if missing:
         fail("\n".join(f"{p}: no such file or folder" for p in missing))
-    loaded = load_set(paths)
+    loaded = load_set(paths, progress=Progress("checking"), set_progress=Progress("cross-checking"))
     for problem in loaded.problems:
         click.echo(str(problem))
     if loaded.problems:
@@ -312,12 +312,13 @@ def import_(paths, if_empty, force_revert):
     documents = Documents(store)
     # References the files do not resolve may be to documents the store holds: a folder of new
     # FAQs can be imported on its own.
-    loaded = load_set(paths, progress=Progress("checking"), lookup_outside=documents.lookup_head)
+    loaded = load_set(paths, progress=Progress("checking"), set_progress=Progress("cross-checking"),
+                      lookup_outside=documents.lookup_head)
     for problem in loaded.problems:
         click.echo(str(problem))
     if loaded.problems:
         fail(f"{len(loaded.problems)} problem(s); nothing imported.")
-    findings, with_errors = lint_set(loaded.documents, outside=loaded.outside)
+    findings, with_errors = lint_set(loaded.documents, outside=loaded.outside, progress=Progress("linting"))
     # Import publishes what the files say (they are the editors' reviewed copy), but the audit
     # must show which documents it published with open lint errors, each on its own change.
     notes = {key: f"published with open lint errors: {key} ({', '.join(rules)})" for key, rules in with_errors.items()}

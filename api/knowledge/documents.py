@@ -311,12 +311,12 @@ def check_location(path, document):
     return errors
 
 
-def load_set(paths, *, processes=None, progress=None, lookup_outside=None):
+def load_set(paths, *, processes=None, progress=None, set_progress=None, lookup_outside=None):
     """Read, migrate and check every document under `paths`, references included.
 
     Each file is checked on its own, then each document against the set, both spread over the
     cores for large sets (processes=None chooses; 1 stays in this process). progress(done,
-    total) follows the files read. lookup_outside(type, id): where a reference the set does not
+    total) follows the files read, set_progress(done, total) the documents checked against the set. lookup_outside(type, id): where a reference the set does not
     hold may resolve (the store, on import); what it answered is `LoadedSet.outside`, and the
     documents that rely on it are named in `LoadedSet.leaning_outside`."""
     paths_found = list(json_files(paths))
@@ -353,7 +353,7 @@ def load_set(paths, *, processes=None, progress=None, lookup_outside=None):
         return reference_errors(documents[key], lookup), missed
 
     keys = list(documents)
-    checked = fork_map(check, keys, processes=processes)
+    checked = fork_map(check, keys, processes=processes, progress=set_progress)
     # Only what the set misses is looked up outside it, here in this process (a store's
     # connections are not shared with forked workers), and only its documents checked again.
     outside = {}

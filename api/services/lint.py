@@ -276,7 +276,7 @@ def _grade(words, sentences, syllable_count):
     return 0.39 * (words / sentences) + 11.8 * (syllable_count / words) - 15.59
 
 
-def lint_set(documents, today=None, *, outside=None, processes=None):
+def lint_set(documents, today=None, *, outside=None, processes=None, progress=None):
     """(lines to report, {"type/id": [error rules]}) for every lint finding in `documents`, a set
     load_set accepted: its reference rules passed there, so they are not run again. `outside`
     ("type/id" -> document): what the set refers to but does not hold (LoadedSet.outside), so a
@@ -292,7 +292,7 @@ def lint_set(documents, today=None, *, outside=None, processes=None):
     keys = list(documents)
     of_the_set = faq_position_findings(documents)
     for key, findings in zip(keys, fork_map(lambda key: lint(documents[key], lookup, today, references=False), keys,
-                                            processes=processes)):
+                                            processes=processes, progress=progress)):
         if key in of_the_set:
             findings = ordered([*findings, of_the_set[key]])
         for finding in findings:
