@@ -45,6 +45,16 @@ def test_every_write_is_a_new_immutable_revision(any_store):
     assert store.published("faq", "drug-q1").revision == 1, "a draft write must not move the published pointer"
 
 
+def test_entries_of_gives_the_documents_asked_for_in_that_order_without_the_missing(any_store):
+    # One has a draft above its published revision: each of the two is given.
+    head = any_store.head("faq", "drug-q1")
+    Documents(any_store).write(dict(head.content, answer="A draft."), expected_revision=1, actor="ann")
+    every = {(state.type, state.id): (state, head, published) for state, head, published in any_store.entries()}
+    assert every[("faq", "drug-q1")][1].revision == 2 and every[("faq", "drug-q1")][2].revision == 1
+    keys = [("faq", "drug-q2"), ("faq", "no-such-faq"), ("product", "drug"), ("faq", "drug-q1")]
+    assert list(any_store.entries_of(keys)) == [every[key] for key in keys if key in every]
+
+
 def test_write_with_a_stale_revision_is_refused(any_store):
     store = any_store
     content = faq(store)

@@ -1,8 +1,10 @@
 """PostgreSQL as the store: its schema commands, what only a database can get wrong, several API
 nodes on one database, and moving content between the backends. The store's own behaviour runs
 on both backends in test_store.py."""
+import contextlib
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -311,6 +313,9 @@ def test_export_import_between_backends_is_byte_stable(database_url, tmp_path):
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.strip() == f"{CONTENT_COUNT} documents: {CONTENT_COUNT} changed, 0 unchanged; " \
                                       f"store at change {CONTENT_COUNT}."
+    with contextlib.closing(sqlite3.connect(tmp_path / "pg-node" / "readmodel.sqlite")) as model:
+        built = dict(model.execute("SELECT key, value FROM meta").fetchall())
+    assert built["built"] == "beside the import" and built["head_applied"] == CONTENT_COUNT
     assert medkb(tmp_path / "pg-node", "export", "--out", tmp_path / "from-pg", url=database_url).returncode == 0
     assert medkb(tmp_path / "files-2", "import", tmp_path / "from-pg").returncode == 0
     assert medkb(tmp_path / "files-2", "export", "--out", tmp_path / "back-in-files").returncode == 0

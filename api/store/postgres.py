@@ -69,8 +69,23 @@ POOL_TIMEOUT = 5
 LANDED_WAIT_S = 10
 
 _REVISION_COLUMNS = "type, id, revision, content, hash, actor, at, message, seq"
+# Each document with its head and published revisions (entries()), one row each.
+_ENTRIES = (f"SELECT d.type, d.id, d.pointers, {', '.join('h.' + c for c in _REVISION_COLUMNS.split(', '))}, "
+            f"{', '.join('p.' + c for c in _REVISION_COLUMNS.split(', '))} FROM medkb_documents d "
+            "JOIN medkb_revisions h ON h.type = d.type AND h.id = d.id AND h.revision = (d.pointers->>'head')::integer "
+            "LEFT JOIN medkb_revisions p ON p.type = d.type AND p.id = d.id "
+            "AND p.revision = (d.pointers->>'published')::integer")
 _CHANGE_COLUMNS = "seq, type, id, revision, kind, actor, at, message, details"
 _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+
+
+def _entry(row):
+    """(state, head revision, published revision or None) from a row of _ENTRIES."""
+    width = len(_REVISION_COLUMNS.split(", "))
+    name, id_, pointers = row[:3]
+    head, published = row[3:3 + width], row[3 + width:]
+    return (DocumentState.from_pointers(name, id_, pointers), Revision(*head),
+            Revision(*published) if published[0] is not None else None)
 
 
 class _Described:
@@ -300,20 +315,20 @@ class PostgresStore(StoreBackend):
             yield DocumentState.from_pointers(name, id_, pointers)
 
     def entries(self, type_name=None):
-        width = len(_REVISION_COLUMNS.split(", "))
-        head_columns = ", ".join("h." + c for c in _REVISION_COLUMNS.split(", "))
-        published_columns = ", ".join("p." + c for c in _REVISION_COLUMNS.split(", "))
-        query = (f"SELECT d.type, d.id, d.pointers, {head_columns}, {published_columns} FROM medkb_documents d "
-                 "JOIN medkb_revisions h ON h.type = d.type AND h.id = d.id "
-                 "AND h.revision = (d.pointers->>'head')::integer "
-                 "LEFT JOIN medkb_revisions p ON p.type = d.type AND p.id = d.id "
-                 "AND p.revision = (d.pointers->>'published')::integer "
-                 "WHERE d.type = %s AND d.id > %s ORDER BY d.id LIMIT %s")
-        for row in self._batches(type_name, query):
-            name, id_, pointers = row[:3]
-            head, published = row[3:3 + width], row[3 + width:]
-            yield (DocumentState.from_pointers(name, id_, pointers), Revision(*head),
-                   Revision(*published) if published[0] is not None else None)
+        for row in self._batches(type_name, f"{_ENTRIES} WHERE d.type = %s AND d.id > %s ORDER BY d.id LIMIT %s"):
+            yield _entry(row)
+
+    def entries_of(self, keys):
+        """A query per BATCH documents, where the default would make three per document."""
+        keys = list(keys)
+        for start in range(0, len(keys), BATCH):
+            chunk = keys[start:start + BATCH]
+            rows = {(row[0], row[1]): row for row in self._all(
+                f"{_ENTRIES} JOIN unnest(%s::text[], %s::text[]) AS k (type, id) ON k.type = d.type AND k.id = d.id",
+                ([type_name for type_name, _ in chunk], [id_ for _, id_ in chunk]))}
+            for key in chunk:
+                if key in rows:
+                    yield _entry(rows[key])
 
     def changes(self, since=0, limit=None):
         return [Change(*row) for row in self._all(f"SELECT {_CHANGE_COLUMNS} FROM medkb_changes WHERE seq > %s "
