@@ -130,8 +130,8 @@ NEARLY_FULL = 1 << 20  # bytes free: less, and SQLite cannot even make the journ
 
 
 def _prepare_on_own_store(preparation):
-    """prepare(store) on a store opened in this (forked) process, which must not share the
-    parent's open files and connections; the one-line message of a failure, or None.
+    """prepare(store) on a store opened here, as a process forked for it must: it may not share
+    the parent's open files and connections. The one-line message of a failure, or None.
     `preparation`: (prepare, what it makes)."""
     prepare, what = preparation
     store = None
