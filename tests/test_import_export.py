@@ -173,6 +173,20 @@ def test_a_set_that_failed_its_checks_is_never_imported(tmp_path, store, documen
     assert store.last_seq() == before and store.state("faq", "drug-q9") is None
 
 
+def test_a_stage_announced_early_counts_its_time_from_its_own_start(monkeypatch, capsys):
+    # load_set is given its two stages' progress at once; the second starts when the first ends.
+    from api.cli import commands
+
+    now = [1000.0]
+    monkeypatch.setattr(commands.time, "monotonic", lambda: now[0])
+    cross_checking = commands.Progress("cross-checking")
+    now[0] += 20  # the files are checked meanwhile
+    cross_checking(0, 500)
+    now[0] += 3
+    cross_checking(500, 500)
+    assert capsys.readouterr().err.splitlines() == ["cross-checking 500/500 (3 s)"]
+
+
 def test_import_shows_progress_on_large_sets(tmp_path, documents):
     from conftest import write_documents
 

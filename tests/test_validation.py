@@ -394,7 +394,7 @@ def test_fork_map_runs_closures_in_other_processes_in_order():
                        progress=lambda done, total: seen.append((done, total)))
     assert [square for square, _ in results] == [n * n for n in range(500)]
     assert os.getpid() not in {pid for _, pid in results}
-    assert seen[-1] == (500, 500) and seen == sorted(seen)
+    assert seen[0] == (0, 500) and seen[-1] == (500, 500) and seen == sorted(seen)
     with pytest.raises(ZeroDivisionError):
         fork_map(lambda n: 1 // (n - 250), range(500), processes=2)
 

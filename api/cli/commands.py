@@ -161,6 +161,9 @@ class Progress:
         self.started = time.monotonic()
 
     def __call__(self, done, total):
+        if done == 0:  # the stage starts now: load_set is given both of its stages' at once
+            self.started = time.monotonic()
+            return
         if total < self.minimum:
             return
         line = f"{self.label} {done}/{total} ({time.monotonic() - self.started:.0f} s)"

@@ -71,9 +71,11 @@ def fork_map(function, items, *, processes=None, progress=None):
 
     `function` may be a closure over anything in memory: the workers are forked after it is
     set, never pickled. `processes`: None chooses (every core, for large enough sets); 1 runs
-    here. progress(done, total) is called as results arrive."""
+    here. progress(done, total) is called with 0 done at the start, then as results arrive."""
     global _task
     items = list(items)
+    if progress:
+        progress(0, len(items))
     if processes is None:
         processes = cores() if len(items) >= MIN_PARALLEL_ITEMS else 1
     processes = max(1, min(processes, len(items)))
