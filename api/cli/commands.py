@@ -26,7 +26,7 @@ from api.services.workflow import Editorial, Scheduler
 from api.store import open_store as store_at
 from api.store.files import atomic_write
 from api.store.keys import ROLES, KeyStoreError
-from api.store.modelfile import FOLLOW_INTERVAL_S, ModelFile, default_path
+from api.store.modelfile import ModelFile, default_path
 from api.store.storage import StoreCorrupt
 from api.store.store import StoreError
 from api.web.metrics import SCHEDULED_PUBLISHES, count_into, webhook_attempted
@@ -105,9 +105,7 @@ class ModelBesideImport:
             model.build_following(store, self._import_status)
         finally:
             model.close()
-        while (imported := self._import_status()) is None:  # a build given up waits for the import's end
-            time.sleep(FOLLOW_INTERVAL_S)
-        if imported:
+        if self._import_status():  # the import is over, not its process killed
             prepare_read_model(store)  # the bundle; and the whole build, had that one given up
 
     def finish(self):

@@ -337,10 +337,10 @@ class ModelFile:
     def build_following(self, store, import_status):
         """Build the file afresh while a first import fills the store, rather than after it: each
         change is applied once committed, its document read from the store at once, until
-        import_status() says the import is over (True) or failed (False). Returns whether the
-        file was built; when not (the import failed, or a document changed twice: the store was
-        not empty, or another writer was at work), the file is left as it was, for open() to
-        build from the whole store."""
+        import_status() says the import is over (True) or failed (False), and returns only then.
+        Returns whether the file was built; when not (the import failed, or a document changed
+        twice: the store was not empty, or another writer was at work), the file is left as it
+        was, for open() to build from the whole store."""
         try:
             with self._writing() as db:
                 self._create_tables(db)
@@ -361,6 +361,8 @@ class ModelFile:
                 batch.flush()  # a document met twice breaks the tables' primary keys
                 self._complete(db, store, applied, latest, "beside the import")
         except (_Abandoned, sqlite3.IntegrityError):
+            while import_status() is None:  # given up mid-import: the caller still waits for its end
+                time.sleep(FOLLOW_INTERVAL_S)
             return False
         self._db().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return True

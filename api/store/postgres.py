@@ -69,6 +69,7 @@ POOL_TIMEOUT = 5
 LANDED_WAIT_S = 10
 
 _REVISION_COLUMNS = "type, id, revision, content, hash, actor, at, message, seq"
+_REVISION_WIDTH = len(_REVISION_COLUMNS.split(", "))
 # Each document with its head and published revisions (entries()), one row each.
 _ENTRIES = (f"SELECT d.type, d.id, d.pointers, {', '.join('h.' + c for c in _REVISION_COLUMNS.split(', '))}, "
             f"{', '.join('p.' + c for c in _REVISION_COLUMNS.split(', '))} FROM medkb_documents d "
@@ -81,9 +82,8 @@ _MIGRATION_FILE = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
 def _entry(row):
     """(state, head revision, published revision or None) from a row of _ENTRIES."""
-    width = len(_REVISION_COLUMNS.split(", "))
     name, id_, pointers = row[:3]
-    head, published = row[3:3 + width], row[3 + width:]
+    head, published = row[3:3 + _REVISION_WIDTH], row[3 + _REVISION_WIDTH:]
     return (DocumentState.from_pointers(name, id_, pointers), Revision(*head),
             Revision(*published) if published[0] is not None else None)
 
